@@ -1,0 +1,4 @@
+from textsift.cli.main import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

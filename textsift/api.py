@@ -1,0 +1,121 @@
+"""The Python front door: ``TextClassifier``.
+
+    clf = TextClassifier.load("runs/thucnews")
+    clf.predict("国足今晚迎战日本")            # -> "sports"
+    clf.predict(["...", "..."])                # -> ["sports", "finance"]
+    clf.predict_proba("国足今晚迎战日本")      # -> {"sports": 0.97, ...}
+
+Single-label models return one label string per text; multi-label models return a list of labels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from textsift.errors import NotFittedError, TextsiftError
+
+Texts = Union[str, Sequence[str]]
+
+
+class TextClassifier:
+    """A trained classifier loaded from a run directory (or trained from a config)."""
+
+    def __init__(self, bundle=None, batch_size: int = 64):
+        self._bundle, self.batch_size = bundle, batch_size
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, run_dir: Union[str, Path], device: str = "cpu") -> "TextClassifier":
+        """Load a finished run. Raises ``TextsiftError`` if ``run_dir`` is not a trained run."""
+        from textsift.rundir import load_bundle
+
+        return cls(load_bundle(run_dir, device))
+
+    @classmethod
+    def train(cls, config: Union[str, Path, dict], run_dir: Union[str, Path, None] = None,
+              overrides: Sequence[str] = ()) -> "TextClassifier":
+        """Train from a config file, preset name or dict (plus ``key=value`` overrides); return the model."""
+        from textsift.config.load import _expand, apply_overrides, load_config, validate
+        from textsift.engines.train_run import train_run
+        from textsift.rundir import default_run_dir
+
+        if isinstance(config, dict):
+            cfg = validate(_expand(apply_overrides(config, list(overrides))))
+        else:
+            cfg = load_config(str(config), list(overrides))
+        run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.model.name)
+        train_run(cfg, run_dir)
+        return cls.load(run_dir)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def bundle(self):
+        if self._bundle is None:
+            raise NotFittedError("this TextClassifier is not fitted: use TextClassifier.load(run_dir) "
+                                 "or TextClassifier.train(config)")
+        return self._bundle
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.bundle.scheme.labels)
+
+    @property
+    def task(self) -> str:
+        return self.bundle.scheme.task
+
+    @property
+    def multi_label(self) -> bool:
+        return self.bundle.scheme.multi_label
+
+    # ------------------------------------------------------------------ prediction
+    def _probs(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        from textsift.engines.evaluation import score
+
+        if not all(isinstance(t, str) for t in texts):
+            bad = next(t for t in texts if not isinstance(t, str))
+            raise TextsiftError(f"predict: expected text strings, got {type(bad).__name__} {bad!r}")
+        b = self.bundle
+        return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size)
+
+    def predict(self, texts: Texts):
+        """Label (single-label) or list of labels (multi-label) for one text; a list of those for a list."""
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if not batch:
+            return []
+        _, decisions = self._probs(batch)
+        scheme = self.bundle.scheme
+        out = [scheme.names(d) if scheme.multi_label else scheme.names(d)[0] for d in decisions]
+        return out[0] if single else out
+
+    def predict_proba(self, texts: Texts):
+        """``{label: probability}`` for one text; a list of those for a list."""
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if not batch:
+            return []
+        probs, _ = self._probs(batch)
+        out = [dict(zip(self.labels, map(float, row))) for row in probs]
+        return out[0] if single else out
+
+    def predict_details(self, texts: Sequence[str], top_k: int = 3) -> list[dict]:
+        """Full records, as written by ``textsift predict``: label(s), probabilities, top-k."""
+        texts = list(texts)
+        if not texts:
+            return []
+        probs, decisions = self._probs(texts)
+        scheme, out = self.bundle.scheme, []
+        for text, row, decision in zip(texts, probs, decisions):
+            order = np.argsort(-row, kind="stable")[:top_k]
+            rec = {"text": text}
+            names = scheme.names(decision)
+            if scheme.multi_label:
+                rec["labels"] = names
+            else:
+                rec["label"], rec["probability"] = names[0], float(row[decision])
+            rec["top_k"] = [{"label": scheme.labels[i], "probability": round(float(row[i]), 6)} for i in order]
+            rec["probabilities"] = {label: round(float(p), 6) for label, p in zip(scheme.labels, row)}
+            out.append(rec)
+        return out

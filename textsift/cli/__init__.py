@@ -1,0 +1,1 @@
+"""Command-line front door: one module per subcommand, each with examples in its help."""

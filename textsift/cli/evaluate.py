@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+HELP = "Evaluate a trained run on a labelled file: metrics, per-class report, confusion matrix."
+EXAMPLES = """examples:
+  textsift evaluate runs/thucnews --data ../shared/datasets/thucnews_title/test.jsonl
+  textsift evaluate runs/thucnews --data test.csv --json
+  textsift evaluate runs/thucnews --data test.jsonl --report-dir out/   # also bad cases + confusion PNG
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", help="a run directory written by `textsift train`")
+    p.add_argument("--data", required=True, help="labelled file (same fields as the training data)")
+    p.add_argument("--json", action="store_true", help="print metrics and the report as JSON")
+    p.add_argument("--report-dir", help="also write report, confusion matrix and bad cases here")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def run(args) -> int:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from textsift.data import check_known_labels, read_examples
+    from textsift.engines.evaluation import evaluate_examples
+    from textsift.reporting.metrics import format_report
+    from textsift.rundir import load_bundle
+
+    b = load_bundle(args.run_dir)
+    examples = read_examples(args.data, b.config.data, task=b.scheme.task)
+    check_known_labels(examples, b.scheme.labels, "evaluation", args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.report_dir) if args.report_dir else Path(tmp)
+        metrics = evaluate_examples(b.model, b.scheme, b.encoder, examples, b.max_length, args.batch_size,
+                                    report_dir=out, split="eval", bad_cases=b.config.report.bad_cases,
+                                    plots=bool(args.report_dir))
+        report = json.loads((out / "eval_report.json").read_text(encoding="utf-8"))
+        confusion = (json.loads((out / "eval_confusion.json").read_text(encoding="utf-8"))
+                     if (out / "eval_confusion.json").is_file() else None)
+    if args.json:
+        print(json.dumps({"metrics": metrics, "report": report, "confusion": confusion}, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report, metrics, f"{args.data} ({len(examples)} examples)"))
+        if confusion is not None and len(b.scheme.labels) <= 20:
+            print(_confusion_table(confusion, b.scheme.labels))
+        if args.report_dir:
+            print(f"reports written to {args.report_dir}")
+    return 0
+
+
+def _confusion_table(confusion, labels) -> str:
+    matrix = confusion["matrix"] if isinstance(confusion, dict) else confusion
+    width = max(6, max(len(x) for x in labels) + 1)
+    lines = ["confusion matrix (rows: gold, columns: predicted)",
+             " " * width + "".join(f"{i:>6}" for i in range(len(labels)))]
+    for i, (label, row) in enumerate(zip(labels, matrix)):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>6}" for v in row) + f"   [{i}]")
+    return "\n".join(lines)

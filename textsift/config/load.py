@@ -1,0 +1,192 @@
+"""YAML file → ``key=value`` overrides → validation that reports every problem → ``Config``."""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from textsift.config.schema import Config
+from textsift.errors import ConfigError, TextsiftError
+from textsift.registry import LOSSES, MODELS, TOKENIZERS, did_you_mean
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+DATA_ENV = "TEXTSIFT_DATA"
+
+
+def data_root() -> Path:
+    """Where shared datasets live: ``$TEXTSIFT_DATA`` or ``../shared/datasets`` (from the working dir)."""
+    return Path(os.environ.get(DATA_ENV, "../shared/datasets"))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path_or_preset: str) -> Path:
+    """A config file path, or the name of a shipped preset (``thucnews_title``)."""
+    path = Path(path_or_preset)
+    if path.is_file():
+        return path
+    if path.suffix == "" and (PRESET_DIR / f"{path_or_preset}.yaml").is_file():
+        return PRESET_DIR / f"{path_or_preset}.yaml"
+    presets = preset_names()
+    raise TextsiftError(
+        f"config '{path_or_preset}' not found: expected a YAML file or a preset name"
+        f"{did_you_mean(path_or_preset, presets)} Presets: {', '.join(presets)}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise TextsiftError(f"{path}: config is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise TextsiftError(f"{where}: invalid YAML: {problem}; check indentation and quoting") from None
+    if raw is None:
+        raise TextsiftError(f"{path}: config is empty; expected at least data.train and model.name")
+    if not isinstance(raw, dict):
+        raise TextsiftError(f"{path}: expected a mapping of sections (data:, model:, ...), found {type(raw).__name__}")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides; values are parsed as YAML (``3``, ``0.1``, ``[3,4]``, ``null``)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TextsiftError(f"override '{item}': expected key=value, e.g. train.lr=0.001")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = parsed
+    return out
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _format_errors(err: ValidationError, prefix: str, schema: type[BaseModel] | None) -> list[str]:
+    """Turn pydantic errors into ``path: message`` lines, with did-you-mean for unknown keys."""
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+        path = prefix + _loc(loc)
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(schema, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), known)
+            problems.append(f"{path}: unknown key{hint} Known keys here: {', '.join(known)}")
+        elif e["type"] == "missing":
+            problems.append(f"{path}: required, but missing")
+        else:
+            found = e.get("input")
+            found_s = f", got {found!r}" if not isinstance(found, (dict, list)) or len(str(found)) < 60 else ""
+            problems.append(f"{path}: {e['msg'].rstrip('.')}{found_s}")
+    return problems
+
+
+def _fields_at(schema: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names of the (nested) section at ``loc``; used to suggest the intended key."""
+    node = schema
+    for part in loc:
+        field = node.model_fields.get(str(part)) if node else None
+        ann = getattr(field, "annotation", None)
+        node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(node.model_fields) if node else []
+
+
+def validate_params(schema: type[BaseModel] | None, values: dict[str, Any], prefix: str) -> tuple[Any, list[str]]:
+    """Validate a component's parameters (everything but ``name``) against its parameter class."""
+    if schema is None:
+        extra = sorted(values)
+        return None, [f"{prefix}{k}: this component takes no parameters" for k in extra]
+    try:
+        return schema(**values), []
+    except ValidationError as e:
+        return None, _format_errors(e, prefix, schema)
+
+
+def validate(raw: dict[str, Any], source: str | None = None, check_files: bool = True) -> Config:
+    """Validate a raw config dict; raise ``ConfigError`` listing every problem found."""
+    problems: list[str] = []
+    try:
+        cfg = Config(**raw)
+    except ValidationError as e:
+        problems += _format_errors(e, "", Config)
+        cfg = None
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    name = model.get("name")
+    if name is not None:
+        if name not in MODELS:
+            problems.append(f"model.name: {MODELS.unknown_message(name)}")
+        else:
+            params = {k: v for k, v in model.items() if k != "name"}
+            problems += validate_params(MODELS.entry(name).params, params, "model.")[1]
+    loss = raw.get("loss") if isinstance(raw.get("loss"), dict) else {}
+    if loss.get("name") is not None:
+        if loss["name"] not in LOSSES:
+            problems.append(f"loss.name: {LOSSES.unknown_message(loss['name'])}")
+        else:
+            params = {k: v for k, v in loss.items() if k != "name"}
+            problems += validate_params(LOSSES.entry(loss["name"]).params, params, "loss.")[1]
+    tok = raw.get("tokenizer") if isinstance(raw.get("tokenizer"), dict) else {}
+    if tok.get("name") is not None and tok["name"] not in TOKENIZERS:
+        problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
+    if cfg is not None and check_files:
+        problems += _check_files(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _check_files(cfg: Config) -> list[str]:
+    problems = []
+    if cfg.data.train is None:
+        problems.append("data.train: required for training, but missing; set it to a .jsonl/.csv/.tsv file")
+    for split in ("train", "dev", "test"):
+        path = getattr(cfg.data, split)
+        if path is not None and not Path(path).is_file():
+            problems.append(f"data.{split}: file not found: {path} (relative paths are read from {Path.cwd()})")
+    return problems
+
+
+def load_config(path_or_preset: str, overrides: list[str] | None = None, check_files: bool = True) -> Config:
+    """Read a YAML config (or preset), apply overrides, expand ``${TEXTSIFT_DATA}``, validate."""
+    path = resolve_config_path(path_or_preset)
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    raw = _expand(raw)
+    return validate(raw, source=str(path), check_files=check_files)
+
+
+def _expand(node: Any) -> Any:
+    """Expand ``${TEXTSIFT_DATA}`` (default ``../shared/datasets``) and other env vars in strings."""
+    if isinstance(node, dict):
+        return {k: _expand(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v) for v in node]
+    if isinstance(node, str) and "$" in node:
+        env = dict(os.environ)
+        env.setdefault(DATA_ENV, str(data_root()))
+        return os.path.expandvars(node.replace("${" + DATA_ENV + "}", env[DATA_ENV]))
+    return node
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

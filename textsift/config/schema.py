@@ -1,0 +1,105 @@
+"""The config schema: plain data, validated before anything is built.
+
+Sections: ``task``, ``data``, ``tokenizer``, ``model``, ``loss``, ``train``, ``report``. Only
+``data.train`` and ``model.name`` are required; everything else has a default. Model and loss
+hyperparameters are validated against the parameter class their registry entry declares.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors (no ``**kwargs`` sinks that swallow typos)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    train: Optional[str] = Field(None, description="Training file (.jsonl, .csv, .tsv). Required for training.")
+    dev: Optional[str] = Field(None, description="Dev file; when absent, a stratified `dev_size` split of train.")
+    test: Optional[str] = Field(None, description="Test file, evaluated after training.")
+    format: Literal["auto", "jsonl", "csv", "tsv"] = Field("auto", description="File format; auto = by extension.")
+    text_field: Union[str, list[str]] = Field("text", description="Text field, or several joined by `text_joiner`.")
+    text_joiner: str = Field(" ", description="Separator used when several text fields are joined.")
+    label_field: Optional[str] = Field(None, description="Label field; auto = `label`, else `labels`.")
+    label_delimiter: str = Field(",", description="Splits a string label into several (multi-label only).")
+    hierarchy_separator: str = Field("/", description="Separator of hierarchical label paths (`A/B/C`).")
+    empty_text: Literal["error", "skip"] = Field("error", description="What to do with empty texts.")
+    dev_size: float = Field(0.1, gt=0, lt=1, description="Fraction of train held out when there is no dev file.")
+    limit: Optional[int] = Field(None, gt=0, description="Use only the first N training examples (quick runs).")
+
+
+class TokenizerConfig(Section):
+    name: str = Field("char", description="`char` (Chinese per character, Latin runs as words) or `word`.")
+    lowercase: bool = Field(True, description="Lowercase before tokenizing.")
+    normalize: Literal["none", "nfkc"] = Field("nfkc", description="Unicode normalisation (NFKC folds full-width forms).")
+    min_freq: int = Field(1, ge=1, description="Drop tokens seen fewer times in train.")
+    max_size: Optional[int] = Field(50000, ge=1, description="Keep at most this many tokens (most frequent first).")
+    ngrams: int = Field(1, ge=1, le=5, description="Add hashed token n-grams up to this order (fastText style).")
+    ngram_buckets: int = Field(200000, ge=1, description="Hash buckets for n-grams.")
+
+
+class ModelConfig(BaseModel):
+    """`name` picks a registered model; the other keys are that model's parameters (validated later)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(..., description="A registered model name (`textsift ls`).")
+
+
+class LossConfig(BaseModel):
+    """`name` picks a registered loss (default: `ce` for single-label, `bce` for multi-label)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Optional[str] = None
+
+
+class EarlyStopping(Section):
+    metric: Optional[str] = Field(None, description="Dev metric to select on; default accuracy (single) / micro_f1 (multi).")
+    patience: Optional[int] = Field(3, ge=1, description="Epochs without improvement before stopping; null = never.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: Optional[int] = Field(None, ge=1, description="Default: 4 x batch_size.")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, description="SGD momentum.")
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of optimizer steps spent warming up.")
+    warmup_steps: Optional[int] = Field(None, ge=0, description="Overrides warmup_ratio when set.")
+    max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping; null = off.")
+    grad_accum_steps: int = Field(1, ge=1)
+    seed: int = 42
+    max_length: int = Field(128, ge=1, description="Tokens kept per text (head truncation).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: all cores.")
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")
+    progress: bool = Field(True, description="Show progress bars.")
+
+
+class ReportConfig(Section):
+    bad_cases: int = Field(500, ge=0, description="Misclassified examples kept in the bad-case file.")
+    plots: bool = Field(True, description="Write training-curve and confusion-matrix PNGs.")
+    tensorboard: bool = True
+
+
+class Config(Section):
+    task: Optional[Literal["single_label", "multi_label", "hierarchical"]] = Field(
+        None, description="Inferred from the training labels when absent.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    model: ModelConfig
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_alias(cls, v):
+        return {"single": "single_label", "multi": "multi_label", "multilabel": "multi_label"}.get(v, v)

@@ -1,0 +1,104 @@
+"""Label schemes: how gold labels become targets, and how logits become probabilities and decisions.
+
+The scheme (not the model) owns the loss choice and the decoding: single-label uses softmax + argmax,
+multi-label (and, for now, hierarchical, as a flat multi-label problem over label paths) uses sigmoid +
+per-label thresholds tuned on dev.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+class LabelScheme:
+    """Maps label strings to indices for one task. Args: task name; labels in a fixed order."""
+
+    multi_label = False
+    default_loss = "ce"
+
+    def __init__(self, task: str, labels: Sequence[str], thresholds: Sequence[float] | None = None):
+        self.task = task
+        self.labels = list(labels)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+        self.thresholds = np.asarray(thresholds if thresholds is not None else [0.5] * len(self.labels), dtype=float)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    @staticmethod
+    def create(task: str, labels: Sequence[str], thresholds=None) -> "LabelScheme":
+        cls = SingleLabelScheme if task == "single_label" else MultiLabelScheme
+        return cls(task, labels, thresholds)
+
+    @staticmethod
+    def from_examples(task: str, examples) -> "LabelScheme":
+        """Labels sorted by name, so the same data always gives the same label order."""
+        labels = sorted({label for ex in examples for label in ex.labels})
+        return LabelScheme.create(task, labels)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "labels": self.labels, "thresholds": [float(t) for t in self.thresholds]}
+
+    @staticmethod
+    def from_dict(d: dict) -> "LabelScheme":
+        return LabelScheme.create(d["task"], d["labels"], d.get("thresholds"))
+
+    # Implemented by subclasses -------------------------------------------------------------------
+    def targets(self, label_lists: Sequence[Sequence[str]]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Decisions from probabilities: class indices (n,) or a 0/1 matrix (n, L)."""
+        raise NotImplementedError
+
+    def gold(self, label_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Gold labels in the same form as ``decide``'s output."""
+        return self.targets(label_lists).numpy()
+
+    def names(self, decision) -> list[str]:
+        """Label names of one decision row."""
+        raise NotImplementedError
+
+
+class SingleLabelScheme(LabelScheme):
+    def targets(self, label_lists):
+        return torch.tensor([self.index[labels[0]] for labels in label_lists], dtype=torch.long)  # (batch,)
+
+    def probabilities(self, logits):
+        return torch.softmax(logits.float(), dim=-1)
+
+    def decide(self, probs):
+        return probs.argmax(axis=-1)
+
+    def names(self, decision):
+        return [self.labels[int(decision)]]
+
+
+class MultiLabelScheme(LabelScheme):
+    multi_label = True
+    default_loss = "bce"
+
+    def targets(self, label_lists):
+        out = torch.zeros(len(label_lists), self.num_labels)  # (batch, num_labels) multi-hot
+        for row, labels in enumerate(label_lists):
+            for label in labels:
+                out[row, self.index[label]] = 1.0
+        return out
+
+    def probabilities(self, logits):
+        return torch.sigmoid(logits.float())
+
+    def decide(self, probs):
+        return (probs >= self.thresholds[None, :]).astype(np.int64)
+
+    def gold(self, label_lists):
+        return self.targets(label_lists).numpy().astype(np.int64)
+
+    def names(self, decision):
+        return [self.labels[i] for i in np.flatnonzero(decision)]

@@ -1,0 +1,1 @@
+"""Engines: the trainer, inference over encoded data, checkpoints, and the train recipe."""

@@ -1,0 +1,41 @@
+"""Turning encoded texts into padded tensor batches."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, min_length: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence (at least ``min_length``). Returns ids and a True-at-tokens mask."""
+    width = max(min_length, max(len(x) for x in ids))
+    out = torch.full((len(ids), width), pad_id, dtype=torch.long)  # (batch, seq)
+    for row, seq in enumerate(ids):
+        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    mask = torch.arange(width)[None, :] < torch.tensor([len(s) for s in ids])[:, None]  # (batch, seq)
+    return out, mask
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The example order of one epoch, a function of (seed, epoch) only, so resume reproduces it exactly."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Index batches of similar lengths (for inference: less padding, same results)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+@torch.no_grad()
+def predict_logits(model, encoded: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """Logits ``(n, num_labels)`` for encoded texts, in input order; the model is put in eval mode."""
+    model.eval()
+    out = np.zeros((len(encoded), model.num_labels), dtype=np.float32)
+    for idx in length_sorted_batches([len(x) for x in encoded], batch_size):
+        ids, mask = pad_batch([encoded[i] for i in idx], pad_id, model.min_length())
+        out[idx] = model(ids.to(device), mask.to(device)).logits.float().cpu().numpy()
+    return out

@@ -1,0 +1,44 @@
+"""Scoring a trained model on labelled examples and writing the split's reports."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from textsift.engines.batching import predict_logits
+
+
+def score(model, scheme, encoder, texts: Sequence[str], max_length: int, batch_size: int,
+          device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``(n, num_labels)`` and decisions for ``texts``."""
+    import torch
+
+    encoded = encoder.encode_batch(list(texts), max_length)
+    logits = predict_logits(model, encoded, batch_size, encoder.pad_id, device)
+    probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
+    return probs, scheme.decide(probs)
+
+
+def split_metrics(scheme, gold: np.ndarray, pred: np.ndarray) -> dict:
+    from textsift.reporting.metrics import multi_label_metrics, single_label_metrics
+
+    if scheme.multi_label:
+        return multi_label_metrics(gold, pred, scheme.labels)
+    return single_label_metrics(gold, pred, scheme.labels)
+
+
+def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_size: int, device="cpu",
+                      report_dir: Path | None = None, split: str = "eval", bad_cases: int = 500,
+                      plots: bool = True) -> dict:
+    """Metrics for labelled examples; with ``report_dir``, also the report, confusion matrix and bad cases."""
+    texts = [ex.text for ex in examples]
+    probs, pred = score(model, scheme, encoder, texts, max_length, batch_size, device)
+    gold = scheme.gold([ex.labels for ex in examples])
+    if report_dir is None:
+        return split_metrics(scheme, gold, pred)
+    from textsift.reporting.reports import write_split_reports
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    return write_split_reports(report_dir, split, texts, gold, pred, probs, scheme.labels,
+                               scheme.multi_label, bad_cases, plots)

@@ -1,0 +1,55 @@
+"""Progress bars, log files and TensorBoard writers, each optional."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("textsift")
+
+
+def progress(total: int, initial: int = 0, enabled: bool = True, desc: str = ""):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, leave=False, dynamic_ncols=True,
+                file=sys.stderr)
+
+
+class _NullWriter:
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def open_tensorboard(run_dir: Path, purge_step: int | None = None, enabled: bool = True):
+    """A ``SummaryWriter`` on ``run_dir/tensorboard``; on resume, events after ``purge_step`` are dropped."""
+    if not enabled:
+        return _NullWriter()
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge_step)
+
+
+def attach_log_file(path: Path) -> logging.Handler:
+    """Send textsift's log to ``path`` (appending, so a resumed run keeps its earlier lines)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def setup_console_logging(verbose: bool = True) -> None:
+    if any(getattr(h, "_textsift_console", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._textsift_console = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)

@@ -1,0 +1,184 @@
+"""The train recipe: config → data → tokenizer → model → Trainer → reports, in a run directory.
+
+This is the one place where components and engines are assembled for training; the CLI and the Python
+API call ``train_run`` and add nothing of their own.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from textsift import __version__
+from textsift.config.load import to_yaml
+from textsift.config.schema import Config
+from textsift.errors import TextsiftError
+from textsift.registry import did_you_mean
+from textsift.rundir import (CONFIG, LABELS, METRICS, MODEL_FILE, MODEL_JSON, RUN, TOKENIZER, create_run_dir,
+                             read_json, write_json)
+
+log = logging.getLogger("textsift")
+SINGLE_LABEL_METRICS = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "macro_precision", "macro_recall")
+MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "weighted_f1", "example_f1", "subset_accuracy", "accuracy",
+                       "hamming_loss")
+
+
+def load_datasets(cfg: Config):
+    """Read train/dev/test, infer the task, split dev from train when absent, check labels."""
+    from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
+
+    train, task = load_split(cfg.data.train, cfg.data, task=cfg.task)
+    if cfg.data.limit:
+        train = train[: cfg.data.limit]
+    check_train_labels(train, cfg.data.train)
+    if cfg.data.dev:
+        dev = read_examples(cfg.data.dev, cfg.data, task=task)
+    else:
+        train, dev = stratified_split(train, cfg.data.dev_size, cfg.train.seed)
+        log.info("no data.dev: holding out %d of %d training examples as dev (data.dev_size=%s)",
+                 len(dev), len(train) + len(dev), cfg.data.dev_size)
+    known = sorted({label for ex in train for label in ex.labels})
+    check_known_labels(dev, known, "dev", cfg.data.dev or cfg.data.train)
+    test = None
+    if cfg.data.test:
+        test = read_examples(cfg.data.test, cfg.data, task=task)
+        check_known_labels(test, known, "test", cfg.data.test)
+    return task, train, dev, test
+
+
+def default_metric(cfg: Config, multi_label: bool) -> str:
+    return cfg.train.early_stopping.metric or ("micro_f1" if multi_label else "accuracy")
+
+
+def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
+    """Train a model as configured and write a complete run directory. Returns ``metrics.json``'s content."""
+    from textsift.data.labels import LabelScheme
+    from textsift.engines.evaluation import evaluate_examples
+    from textsift.engines.logging_utils import attach_log_file
+    from textsift.engines.trainer import Trainer, seed_everything
+    from textsift.losses import build_loss
+    from textsift.models import build_model
+    from textsift.tokenizers import TextEncoder
+
+    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
+    handler = attach_log_file(run_dir / "train.log")
+    started = time.time()
+    try:
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        task, train, dev, test = load_datasets(cfg)
+        scheme = LabelScheme.from_examples(task, train)
+        encoder = TextEncoder.fit(cfg.tokenizer, (ex.text for ex in train))
+        resolved = cfg.model_copy(update={"task": task})
+        model = build_model(cfg.model.name, _model_params(cfg), encoder.vocab_size, scheme.num_labels,
+                            encoder.pad_id)
+        if not resume:
+            _write_static_files(run_dir, resolved, scheme, encoder, model, len(train), len(dev))
+        log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters",
+                 task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
+                 len(encoder.vocab), cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}")
+        train_targets = scheme.targets([ex.labels for ex in train])
+        loss_params = cfg.loss.model_dump(exclude={"name"})
+        loss_fn = build_loss(cfg.loss.name or scheme.default_loss, loss_params, scheme.num_labels, train_targets)
+        metric = default_metric(cfg, scheme.multi_label)
+        eval_bs = cfg.train.eval_batch_size or 4 * cfg.train.batch_size
+        max_len = cfg.train.max_length
+
+        def evaluate(m):
+            return evaluate_examples(m, scheme, encoder, dev, max_len, eval_bs, trainer.device)
+
+        trainer = Trainer(model, loss_fn, encoder.encode_batch([ex.text for ex in train], max_len), train_targets,
+                          cfg.train, evaluate, metric, run_dir, encoder.pad_id,
+                          on_best=lambda m: _save_weights(m, run_dir), tensorboard=cfg.report.tensorboard)
+        known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
+        if metric not in known:
+            raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
+                                f"{did_you_mean(metric, known)} Known: {', '.join(known)}")
+        _write_run_json(run_dir, "running", started)
+        trainer.fit(resume=resume)
+        trainer.load_best()
+        model.eval()
+        if scheme.multi_label:
+            _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device)
+            write_json(run_dir / LABELS, scheme.to_dict())
+        _save_weights(model, run_dir)
+        metrics = {}
+        for split, examples in (("dev", dev), ("test", test)):
+            if examples:
+                metrics[split] = evaluate_examples(model, scheme, encoder, examples, max_len, eval_bs,
+                                                   trainer.device, run_dir / "reports", split,
+                                                   cfg.report.bad_cases, cfg.report.plots)
+        metrics["best_epoch"], metrics["selection_metric"] = trainer.best_epoch, metric
+        metrics["train_seconds"] = round(time.time() - started, 2)
+        write_json(run_dir / METRICS, metrics)
+        write_json(run_dir / "history.json", trainer.history)
+        if cfg.report.plots:
+            from textsift.reporting.plots import plot_training_curves
+            plot_training_curves(trainer.history, run_dir / "curves.png")
+        _write_model_card(run_dir, resolved, scheme, model, metrics, (train, dev, test))
+        _write_run_json(run_dir, "finished", started)
+        return metrics
+    finally:
+        logging.getLogger("textsift").removeHandler(handler)
+        handler.close()
+
+
+def _model_params(cfg: Config) -> dict:
+    return {k: v for k, v in cfg.model.model_dump().items() if k != "name"}
+
+
+def _save_weights(model, run_dir: Path) -> None:
+    from textsift.engines.checkpoint import atomic_save_safetensors
+
+    atomic_save_safetensors(model.state_dict(), run_dir / MODEL_FILE, metadata={"format": "pt"})
+
+
+def _write_static_files(run_dir, cfg, scheme, encoder, model, n_train, n_dev) -> None:
+    """Files that describe the run and never change during training (written before it starts)."""
+    from textsift.engines.checkpoint import atomic_write
+
+    atomic_write(run_dir / CONFIG, to_yaml(cfg))
+    write_json(run_dir / LABELS, scheme.to_dict())
+    encoder.save(run_dir / TOKENIZER)
+    params = model.params.model_dump(mode="json")
+    write_json(run_dir / MODEL_JSON, {"name": cfg.model.name, "params": params, "vocab_size": encoder.vocab_size,
+                                      "num_labels": scheme.num_labels, "pad_id": encoder.pad_id,
+                                      "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def _write_run_json(run_dir: Path, status: str, started: float) -> None:
+    previous = read_json(run_dir / RUN) if (run_dir / RUN).is_file() else {}
+    write_json(run_dir / RUN, {**previous, "status": status, "textsift_version": __version__,
+                               "torch_version": torch.__version__,
+                               "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                               "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _tune_thresholds(model, scheme, encoder, dev, max_len, batch_size, device) -> None:
+    """Per-label decision thresholds that maximise each label's F1 on dev."""
+    from textsift.engines.evaluation import score
+    from textsift.reporting.metrics import tune_thresholds
+
+    probs, _ = score(model, scheme, encoder, [ex.text for ex in dev], max_len, batch_size, device)
+    scheme.thresholds = tune_thresholds(scheme.gold([ex.labels for ex in dev]), probs)
+    log.info("tuned %d per-label thresholds on dev (mean %.2f)", scheme.num_labels, scheme.thresholds.mean())
+
+
+def _write_model_card(run_dir, cfg, scheme, model, metrics, splits) -> None:
+    from textsift.reporting.model_card import fingerprint, write_model_card
+
+    files = {name: path for name, path in (("train", cfg.data.train), ("dev", cfg.data.dev), ("test", cfg.data.test))
+             if path}
+    sizes = dict(zip(("train", "dev", "test"), (len(s) if s else 0 for s in splits)))
+    write_model_card(run_dir, {
+        "task": scheme.task, "labels": scheme.labels, "model": cfg.model.name,
+        "model_params": model.params.model_dump(mode="json"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "data": {split: {**fingerprint(path), "examples_used": sizes.get(split)} for split, path in files.items()},
+        "config_yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+        "metrics": metrics, "train_seconds": metrics.get("train_seconds"),
+    })

@@ -1,0 +1,297 @@
+"""The training loop: explicit, top to bottom, in one place (nanoGPT ``train.py`` style).
+
+Order of one optimizer step: for each micro-batch ``compute_loss`` → ``backward`` (tricks may take over
+either), then clip → ``optimizer.step`` → ``scheduler.step`` → ``after_step`` hooks. After each epoch:
+evaluate on dev (with tricks' ``swap_in``/``restore`` around it), keep the best weights, checkpoint,
+early-stop.
+
+Resume is exact: the epoch's example order depends only on (seed, epoch), and a checkpoint holds the
+model, optimizer, scheduler, every RNG state, the position inside the epoch, the best weights and the
+history; a resumed run therefore takes the same steps as one that was never interrupted.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from textsift.config.schema import TrainConfig
+from textsift.engines.batching import epoch_order, pad_batch
+from textsift.engines.checkpoint import CheckpointDir
+from textsift.errors import TextsiftError
+from textsift.tricks.base import Trick
+
+log = logging.getLogger("textsift")
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """No weight decay on biases and norm weights (1-D parameters)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def build_scheduler(optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then linear decay to 0, cosine decay to 0, or constant."""
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        if cfg.scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        if cfg.scheduler == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TextsiftError("train.device: 'cuda' requested but no CUDA device is available; use train.device=auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TextsiftError("train.device: 'mps' requested but MPS is not available; use train.device=auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # CPU kernels are deterministic for a fixed thread count; warn (not fail) on ops that are not.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class Trainer:
+    """Trains ``model`` on encoded examples.
+
+    Args:
+        model: a ``TextModel``.
+        loss_fn: ``(logits, targets) -> scalar``; owned by the label scheme's loss.
+        train_ids: encoded training texts (lists of token ids).
+        train_targets: tensor of targets, one row per training text.
+        cfg: the ``train`` config section.
+        evaluate: ``model -> dict`` of dev metrics (called in eval mode after every epoch).
+        metric: the dev metric to select the best epoch on (``*loss`` metrics are minimised).
+        run_dir: where checkpoints, ``model.safetensors`` (best weights) and TensorBoard files go.
+        on_best: called with the model (best weights loaded) whenever the dev metric improves.
+        tricks: ``Trick`` objects plugged into the hooks.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, train_ids: Sequence[Sequence[int]],
+                 train_targets: torch.Tensor, cfg: TrainConfig, evaluate: Callable[[nn.Module], dict],
+                 metric: str, run_dir: Path, pad_id: int, on_best: Optional[Callable[[nn.Module], None]] = None,
+                 tricks: Sequence[Trick] = (), tensorboard: bool = True):
+        self.tensorboard = tensorboard
+        self.cfg, self.model, self.loss_fn = cfg, model, loss_fn
+        self.train_ids, self.train_targets, self.pad_id = train_ids, train_targets, pad_id
+        self.evaluate_fn, self.metric, self.on_best = evaluate, metric, on_best
+        self.minimize = metric.endswith("loss")
+        self.run_dir, self.tricks = Path(run_dir), list(tricks)
+        owners = [t.name for t in self.tricks if t.owns_backward]
+        if len(owners) > 1:
+            raise TextsiftError(f"train.tricks: {owners[0]} and {owners[1]} both take over the backward pass; keep one")
+        self.device = resolve_device(cfg.device)
+        self.model.to(self.device)
+        self.loss_fn.to(self.device)
+        self.optimizer = build_optimizer(model, cfg)
+        self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum_steps)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch * cfg.epochs)
+        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
+        # Progress through training; everything here goes into checkpoints.
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.best_score: Optional[float] = None
+        self.best_epoch, self.bad_epochs, self.finished = 0, 0, False
+        self.history: list[dict] = []
+        self.best_state: Optional[dict] = None
+        self._epoch_loss, self._epoch_examples = 0.0, 0
+
+    # ---------------------------------------------------------------- hooks (tricks may replace them)
+    def compute_loss(self, batch: dict) -> torch.Tensor:
+        for trick in self.tricks:
+            loss = trick.compute_loss(self.model, batch, self.loss_fn)
+            if loss is not None:
+                return loss
+        logits = self.model(batch["input_ids"], batch["mask"]).logits  # (batch, num_labels)
+        return self.loss_fn(logits, batch["targets"])
+
+    def backward(self, batch: dict, loss: torch.Tensor) -> None:
+        owner = next((t for t in self.tricks if t.owns_backward), None)
+        scaled = loss / self.cfg.grad_accum_steps
+        if owner is not None:
+            owner.backward(self.model, batch, scaled, self.loss_fn)
+        else:
+            scaled.backward()
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self, resume: bool = False) -> list[dict]:
+        """Train (or continue a checkpointed run) until the last epoch or early stopping."""
+        if resume:
+            self._restore()
+        from textsift.engines.logging_utils import open_tensorboard, progress
+
+        tb = open_tensorboard(self.run_dir, purge_step=self.step if resume else None, enabled=self.tensorboard)
+        cfg = self.cfg
+        while self.epoch < cfg.epochs and not self.finished:
+            order = epoch_order(len(self.train_ids), cfg.seed, self.epoch)
+            self.model.train()
+            bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch, enabled=cfg.progress,
+                           desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
+            started, seen = time.perf_counter(), 0
+            while self.batch_in_epoch < self.batches_per_epoch:
+                b = self.batch_in_epoch
+                batch = self._batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+                loss = self.compute_loss(batch)
+                self.backward(batch, loss)
+                n = len(batch["targets"])
+                self._epoch_loss += loss.item() * n
+                self._epoch_examples += n
+                seen += n
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch % cfg.grad_accum_steps == 0 or self.batch_in_epoch == self.batches_per_epoch:
+                    self._optimizer_step()
+                    lr = self.scheduler.get_last_lr()[0]
+                    tb.add_scalar("train/loss", loss.item(), self.step)
+                    tb.add_scalar("train/lr", lr, self.step)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
+                            and self.batch_in_epoch < self.batches_per_epoch:
+                        self._checkpoint()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                                ex_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
+            bar.close()
+            self._end_epoch(tb)
+        tb.close()
+        return self.history
+
+    def _batch(self, idx: np.ndarray) -> dict:
+        ids, mask = pad_batch([self.train_ids[i] for i in idx], self.pad_id, self.model.min_length())
+        return {"input_ids": ids.to(self.device), "mask": mask.to(self.device),
+                "targets": self.train_targets[torch.as_tensor(idx)].to(self.device)}
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.max_grad_norm:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        for trick in self.tricks:
+            trick.after_step(self.model, self.step)
+
+    def _end_epoch(self, tb) -> None:
+        for trick in self.tricks:
+            trick.swap_in(self.model)
+        dev = self.evaluate_fn(self.model)
+        self.model.train()
+        row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+               "train_loss": self._epoch_loss / max(1, self._epoch_examples),
+               **{f"dev_{k}": v for k, v in dev.items() if isinstance(v, (int, float))}}
+        self.history.append(row)
+        for key, value in row.items():
+            if key.startswith("dev_") or key == "train_loss":
+                tb.add_scalar(key.replace("_", "/", 1), value, self.epoch + 1)
+        tb.flush()
+        score = dev[self.metric]
+        improved = self.best_score is None or (score < self.best_score if self.minimize else score > self.best_score)
+        log.info("epoch %d: train_loss %.4f, dev %s %.4f%s", self.epoch + 1, row["train_loss"], self.metric,
+                 score, " (best)" if improved else "")
+        if improved:
+            self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            if self.on_best:
+                self.on_best(self.model)
+        else:
+            self.bad_epochs += 1
+        for trick in self.tricks:
+            trick.restore(self.model)
+        patience = self.cfg.early_stopping.patience
+        self.epoch += 1
+        self.batch_in_epoch, self._epoch_loss, self._epoch_examples = 0, 0.0, 0
+        if patience is not None and self.bad_epochs >= patience:
+            log.info("early stopping: no %s improvement for %d epochs (best epoch %d)",
+                     self.metric, patience, self.best_epoch)
+            self.finished = True
+        self._checkpoint()
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "tricks": [t.state_dict() for t in self.tricks],
+            "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": _py_state()},
+            "progress": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                         "best_score": self.best_score, "best_epoch": self.best_epoch,
+                         "bad_epochs": self.bad_epochs, "finished": self.finished,
+                         "epoch_loss": self._epoch_loss, "epoch_examples": self._epoch_examples},
+            "history": self.history, "best_state": self.best_state or {},
+        }
+
+    def _checkpoint(self) -> None:
+        self.checkpoints.save(self.state_dict(), self.step)
+
+    def _restore(self) -> None:
+        state = self.checkpoints.load_latest()
+        if state is None:
+            raise TextsiftError(f"--resume: no checkpoint in {self.checkpoints.root}; the run was stopped before "
+                                "its first checkpoint. Start it again without --resume (in a new run directory)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for trick, s in zip(self.tricks, state["tricks"]):
+            trick.load_state_dict(s)
+        torch.set_rng_state(state["rng"]["torch"])
+        _set_np_state(state["rng"]["numpy"])
+        _set_py_state(state["rng"]["python"])
+        p = state["progress"]
+        self.epoch, self.batch_in_epoch, self.step = p["epoch"], p["batch_in_epoch"], p["step"]
+        self.best_score, self.best_epoch, self.bad_epochs = p["best_score"], p["best_epoch"], p["bad_epochs"]
+        self.finished, self._epoch_loss, self._epoch_examples = p["finished"], p["epoch_loss"], p["epoch_examples"]
+        self.history = list(state["history"])
+        self.best_state = state["best_state"] or None
+        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch, self.step)
+
+    def load_best(self) -> None:
+        """Load the best dev weights into the model (after ``fit``)."""
+        if self.best_state:
+            self.model.load_state_dict(self.best_state)
+
+
+def _np_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_np_state(s: dict) -> None:
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
+
+
+def _py_state() -> dict:
+    version, internal, gauss = random.getstate()
+    return {"version": version, "internal": list(internal), "gauss": gauss}
+
+
+def _set_py_state(s: dict) -> None:
+    random.setstate((s["version"], tuple(s["internal"]), s["gauss"]))

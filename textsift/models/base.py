@@ -1,0 +1,104 @@
+"""What every model is: token ids + mask in, a fixed ``ModelOutput`` record out.
+
+Models never compute the loss (the label scheme does) and never apply softmax/sigmoid: ``logits`` are
+raw scores of shape ``(batch, num_labels)``. The fixed record is what lets one trainer, one distiller
+and one exporter work with every model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (batch, num_labels)
+    pooled: torch.Tensor  # (batch, features) — the vector the head reads
+    hidden_states: Optional[tuple[torch.Tensor, ...]] = None  # each (batch, seq, hidden), when the model has them
+    attentions: Optional[tuple[torch.Tensor, ...]] = None  # each (batch, heads, seq, seq)
+    mask: Optional[torch.Tensor] = None  # (batch, seq) bool, True at real tokens
+
+
+class ModelParams(BaseModel):
+    """Parameters every classic model takes; models subclass this and add their own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    embedding_dim: int = Field(128, ge=1, description="Token embedding size.")
+    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout before the classifier head.")
+    init: Literal["default", "xavier", "kaiming", "normal"] = Field(
+        "xavier", description="Weight initialisation of linear/conv/recurrent weights.")
+
+
+class TextModel(nn.Module):
+    """Base class. Subclasses build layers in ``__init__`` and implement ``forward``.
+
+    Args:
+        params: the model's validated parameter object (a ``ModelParams`` subclass).
+        vocab_size: number of token ids (vocabulary plus n-gram buckets).
+        num_labels: size of the output layer.
+        pad_id: id of the padding token; its embedding stays zero.
+    """
+
+    def __init__(self, params: ModelParams, vocab_size: int, num_labels: int, pad_id: int = 0):
+        super().__init__()
+        self.params, self.vocab_size, self.num_labels, self.pad_id = params, vocab_size, num_labels, pad_id
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def min_length(self) -> int:
+        """Shortest sequence the model accepts; shorter batches are right-padded to it."""
+        return 1
+
+    def reset_parameters(self) -> None:
+        """Apply ``params.init`` to weight matrices; biases to zero; the padding embedding to zero."""
+        init = self.params.init
+        for module in self.modules():
+            if init != "default":
+                for name, p in module.named_parameters(recurse=False):
+                    if p.dim() < 2 or isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+                        continue
+                    if init == "xavier":
+                        nn.init.xavier_uniform_(p)
+                    elif init == "kaiming":
+                        nn.init.kaiming_uniform_(p, nonlinearity="relu")
+                    else:
+                        nn.init.normal_(p, std=0.02)
+            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+
+class ClassifierHead(nn.Sequential):
+    """Dropout + linear layer from pooled features to one logit per label."""
+
+    def __init__(self, in_features: int, num_labels: int, dropout: float):
+        super().__init__(nn.Dropout(dropout), nn.Linear(in_features, num_labels))
+
+
+def build_model(name: str, params: dict | ModelParams, vocab_size: int, num_labels: int, pad_id: int = 0) -> TextModel:
+    """Build a registered model from its name and (raw or validated) parameters."""
+    from textsift.registry import MODELS
+
+    entry = MODELS.entry(name)
+    if not isinstance(params, ModelParams):
+        params = entry.params(**(params or {}))
+    model = entry.obj(params, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id)
+    model.reset_parameters()
+    return model
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (batch, seq, dim) over real positions of ``mask`` (batch, seq); empty rows give zeros."""
+    x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # fill, not multiply: padded outputs may be non-finite
+    return x.sum(1) / mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)  # (batch, dim)
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of ``x`` (batch, seq, dim) over real positions of ``mask`` (batch, seq); empty rows give zeros."""
+    pooled = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values  # (batch, dim)
+    return pooled.masked_fill(~mask.any(1, keepdim=True), 0.0)

@@ -1,0 +1,105 @@
+"""The run directory: one folder per run, never silently overwritten, loadable by every command.
+
+Layout::
+
+    config.yaml          resolved config (every default filled in)
+    run.json             status (running / finished), versions, timings
+    labels.json          task, label order, decision thresholds
+    tokenizer.json       tokenizer settings + vocabulary
+    model.json           model name, parameters, sizes
+    model.safetensors    best weights (safetensors only, never pickle)
+    metrics.json         {"dev": {...}, "test": {...}}
+    history.json         one row per epoch;  curves.png
+    reports/             {split}_report.txt/json, _confusion.png/json, _badcases.csv/jsonl
+    train.log  tensorboard/  checkpoints/  README.md (model card)
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textsift.engines.checkpoint import atomic_write
+from textsift.errors import TextsiftError
+
+MODEL_FILE, MODEL_JSON, LABELS, TOKENIZER, CONFIG, METRICS, RUN = (
+    "model.safetensors", "model.json", "labels.json", "tokenizer.json", "config.yaml", "metrics.json", "run.json")
+
+
+def default_run_dir(model_name: str) -> Path:
+    return Path("runs") / f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(path: Path | str) -> Path:
+    """Create a fresh run directory; refuse one that already holds anything."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise TextsiftError(f"--run-dir {path}: exists and is a file; choose a directory path")
+    if path.is_dir() and any(path.iterdir()):
+        hint = f" or continue it with --resume {path}" if (path / "checkpoints").is_dir() else ""
+        raise TextsiftError(f"--run-dir {path}: already exists and is not empty; textsift never overwrites a run. "
+                            f"Choose a new --run-dir{hint}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def check_run_dir(path: Path | str, need_weights: bool = True) -> Path:
+    """Raise a clear error unless ``path`` is a textsift run directory with trained weights."""
+    path = Path(path)
+    if not path.is_dir():
+        raise TextsiftError(f"{path}: run directory not found; pass the --run-dir of a finished `textsift train`")
+    missing = [f for f in (MODEL_JSON, LABELS, TOKENIZER) if not (path / f).is_file()]
+    if missing:
+        raise TextsiftError(f"{path}: not a textsift run directory (missing {', '.join(missing)}); "
+                            "pass the --run-dir of a `textsift train` run")
+    if need_weights and not (path / MODEL_FILE).is_file():
+        raise TextsiftError(f"{path}: no trained weights yet ({MODEL_FILE} is written after the first epoch); "
+                            f"finish the run with `textsift train --resume {path}`")
+    return path
+
+
+@dataclass
+class Bundle:
+    """Everything needed to use a trained model: config, label scheme, text encoder, model."""
+
+    run_dir: Path
+    config: Any
+    scheme: Any
+    encoder: Any
+    model: Any
+    max_length: int
+
+
+def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
+    """Load a trained run (offline, no training data needed)."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from textsift.config.schema import Config
+    from textsift.data.labels import LabelScheme
+    from textsift.models import build_model
+    from textsift.tokenizers import TextEncoder
+
+    run_dir = check_run_dir(run_dir)
+    config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
+    scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
+    encoder = TextEncoder.load(run_dir / TOKENIZER)
+    meta = read_json(run_dir / MODEL_JSON)
+    model = build_model(meta["name"], meta["params"], meta["vocab_size"], meta["num_labels"], meta["pad_id"])
+    try:
+        model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
+    except Exception as e:  # a corrupt or mismatched file must not crash with a traceback
+        raise TextsiftError(f"{run_dir / MODEL_FILE}: cannot load weights ({str(e).splitlines()[0]}); "
+                            "the file is damaged or belongs to another model") from None
+    model.to(device).eval()
+    return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
