@@ -1,0 +1,113 @@
+"""TextRNN (Liu et al. 2016): a (bi)LSTM/GRU over the tokens, pooled into one vector, linear head.
+
+Also holds the recurrent helpers TextRCNN reuses: ``run_rnn`` (packed, so padding never enters the
+recurrent state) and ``init_lstm_forget_bias``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from textsift.models.base import ClassifierHead, ModelOutput, ModelParams, TextModel, masked_max, masked_mean
+from textsift.registry import MODELS
+
+RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def run_rnn(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, mask: torch.Tensor):
+    """Run a batch-first ``rnn`` over the real tokens only.
+
+    Args:
+        rnn: a batch-first ``nn.LSTM`` or ``nn.GRU``.
+        x: inputs (batch, seq, features), right-padded.
+        mask: (batch, seq) bool, True at real tokens.
+
+    Returns:
+        ``(outputs, h_n, valid)``: outputs (batch, seq, dirs * hidden), zero at padded positions; the final
+        hidden states (layers * dirs, batch, hidden) in batch order; and the mask actually used (an empty
+        text counts as one padding token, since packing needs length >= 1).
+    """
+    lengths = mask.sum(1).clamp(min=1)  # (batch,)
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, h_n = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (batch, seq, dirs * hidden)
+    if isinstance(h_n, tuple):  # LSTM returns (h_n, c_n)
+        h_n = h_n[0]
+    valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)  # (batch, seq)
+    return out, h_n, valid
+
+
+def init_lstm_forget_bias(rnn: nn.Module) -> None:
+    """Zero LSTM biases but set the forget gate's to 1, so early gradients flow through long texts."""
+    if not isinstance(rnn, nn.LSTM):
+        return
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            if name.startswith("bias"):
+                p.zero_()
+                if name.startswith("bias_ih"):  # gates are ordered (input, forget, cell, output)
+                    p[rnn.hidden_size:2 * rnn.hidden_size].fill_(1.0)
+
+
+class AttentionPooling(nn.Module):
+    """Zhou et al. 2016: ``alpha = softmax(w . tanh(H))`` over real tokens, ``r = tanh(sum_t alpha_t H_t)``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.score = nn.Linear(dim, 1, bias=False)  # the vector w, as a Linear so the model's init applies
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.score(torch.tanh(h)).squeeze(-1)  # (batch, seq)
+        alpha = scores.masked_fill(~mask, float("-inf")).softmax(-1)  # (batch, seq); padding gets weight 0
+        return torch.tanh(torch.einsum("bs,bsh->bh", alpha, h))  # (batch, hidden)
+
+
+class TextRNNParams(ModelParams):
+    cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell.")
+    hidden_size: int = Field(128, ge=1, description="Hidden units per direction.")
+    num_layers: int = Field(1, ge=1, description="Stacked recurrent layers.")
+    bidirectional: bool = Field(True, description="Read the text in both directions.")
+    pooling: Literal["last", "mean", "max", "attention"] = Field(
+        "last", description="How token states become one vector: final states (paper), masked mean/max, "
+                            "or attention (Zhou et al. 2016, TextRNN_Att).")
+
+
+@MODELS.register("textrnn", params=TextRNNParams)
+class TextRNN(TextModel):
+    """TextRNN (Liu et al. 2016): (bi)LSTM/GRU with last/mean/max/attention pooling."""
+
+    def __init__(self, params: TextRNNParams, vocab_size: int, num_labels: int, pad_id: int = 0):
+        super().__init__(params, vocab_size, num_labels, pad_id)
+        self.embedding = nn.Embedding(vocab_size, params.embedding_dim, padding_idx=pad_id)
+        self.rnn = RNN_CELLS[params.cell](
+            params.embedding_dim, params.hidden_size, num_layers=params.num_layers,
+            bidirectional=params.bidirectional, batch_first=True)
+        features = params.hidden_size * (2 if params.bidirectional else 1)
+        self.attention = AttentionPooling(features) if params.pooling == "attention" else None
+        self.head = ClassifierHead(features, num_labels, params.dropout)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.params.init != "default":
+            init_lstm_forget_bias(self.rnn)
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
+        x = self.embedding(input_ids)  # (batch, seq, emb)
+        out, h_n, valid = run_rnn(self.rnn, x, mask)  # (batch, seq, dirs * hidden), (layers * dirs, batch, hidden)
+        pooling = self.params.pooling
+        if pooling == "last":
+            # Top layer's final state of each direction: the forward one saw the whole text left to right,
+            # the backward one right to left (packing makes "final" mean the last real token).
+            dirs = 2 if self.params.bidirectional else 1
+            pooled = torch.cat(list(h_n[-dirs:]), dim=-1)  # (batch, dirs * hidden)
+        elif pooling == "mean":
+            pooled = masked_mean(out, valid)
+        elif pooling == "max":
+            pooled = masked_max(out, valid)
+        else:
+            pooled = self.attention(out, valid)
+        return ModelOutput(logits=self.head(pooled), pooled=pooled, hidden_states=(out,), mask=mask)
