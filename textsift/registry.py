@@ -55,7 +55,8 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: Any) -> str:
         names = self.names()
-        return f"'{name}' is not a {self.kind}{did_you_mean(name, names)} Known: {', '.join(names)}"
+        hint = did_you_mean(name, names) or "."
+        return f"'{name}' is not a {self.kind}{hint} Known: {', '.join(names) or '(none)'}"
 
     def entry(self, name: str) -> Entry[T]:
         self._load()

@@ -36,7 +36,7 @@ def resolve_config_path(path_or_preset: str) -> Path:
     presets = preset_names()
     raise TextsiftError(
         f"config '{path_or_preset}' not found: expected a YAML file or a preset name"
-        f"{did_you_mean(path_or_preset, presets)} Presets: {', '.join(presets)}")
+        f"{did_you_mean(path_or_preset, presets) or '.'} Presets: {', '.join(presets)}")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _format_errors(err: ValidationError, prefix: str, schema: type[BaseModel] | 
         path = prefix + _loc(loc)
         if e["type"] == "extra_forbidden":
             known = _fields_at(schema, loc[:-1])
-            hint = did_you_mean(str(loc[-1]), known)
+            hint = did_you_mean(str(loc[-1]), known) or "."
             problems.append(f"{path}: unknown key{hint} Known keys here: {', '.join(known)}")
         elif e["type"] == "missing":
             problems.append(f"{path}: required, but missing")
@@ -149,20 +149,20 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     tok = raw.get("tokenizer") if isinstance(raw.get("tokenizer"), dict) else {}
     if tok.get("name") is not None and tok["name"] not in TOKENIZERS:
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
-    if cfg is not None and check_files:
-        problems += _check_files(cfg)
+    if check_files:
+        problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
     if problems:
         raise ConfigError(problems, source)
     return cfg
 
 
-def _check_files(cfg: Config) -> list[str]:
+def _check_files(data: dict) -> list[str]:
     problems = []
-    if cfg.data.train is None:
+    if data.get("train") is None:
         problems.append("data.train: required for training, but missing; set it to a .jsonl/.csv/.tsv file")
     for split in ("train", "dev", "test"):
-        path = getattr(cfg.data, split)
-        if path is not None and not Path(path).is_file():
+        path = data.get(split)
+        if isinstance(path, str) and not Path(path).is_file():
             problems.append(f"data.{split}: file not found: {path} (relative paths are read from {Path.cwd()})")
     return problems
 

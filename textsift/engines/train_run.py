@@ -30,9 +30,7 @@ def load_datasets(cfg: Config):
     """Read train/dev/test, infer the task, split dev from train when absent, check labels."""
     from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
 
-    train, task = load_split(cfg.data.train, cfg.data, task=cfg.task)
-    if cfg.data.limit:
-        train = train[: cfg.data.limit]
+    train, task = load_split(cfg.data.train, cfg.data, task=cfg.task, limit=cfg.data.limit)
     check_train_labels(train, cfg.data.train)
     if cfg.data.dev:
         dev = read_examples(cfg.data.dev, cfg.data, task=task)
@@ -97,7 +95,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
         if metric not in known:
             raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
-                                f"{did_you_mean(metric, known)} Known: {', '.join(known)}")
+                                f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
         _write_run_json(run_dir, "running", started)
         trainer.fit(resume=resume)
         trainer.load_best()
@@ -171,14 +169,16 @@ def _tune_thresholds(model, scheme, encoder, dev, max_len, batch_size, device) -
 def _write_model_card(run_dir, cfg, scheme, model, metrics, splits) -> None:
     from textsift.reporting.model_card import fingerprint, write_model_card
 
-    files = {name: path for name, path in (("train", cfg.data.train), ("dev", cfg.data.dev), ("test", cfg.data.test))
-             if path}
-    sizes = dict(zip(("train", "dev", "test"), (len(s) if s else 0 for s in splits)))
+    paths = {"train": cfg.data.train, "dev": cfg.data.dev, "test": cfg.data.test}
     write_model_card(run_dir, {
-        "task": scheme.task, "labels": scheme.labels, "model": cfg.model.name,
-        "model_params": model.params.model_dump(mode="json"),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "data": {split: {**fingerprint(path), "examples_used": sizes.get(split)} for split, path in files.items()},
-        "config_yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
-        "metrics": metrics, "train_seconds": metrics.get("train_seconds"),
+        "title": f"{Path(cfg.data.train).parent.name or 'textsift'} {cfg.model.name}",
+        "task": scheme.task, "labels": scheme.labels,
+        "model": {"name": cfg.model.name, "params": model.params.model_dump(mode="json"),
+                  "num_parameters": sum(p.numel() for p in model.parameters())},
+        # Examples actually used (after data.limit and the dev split), fingerprinted by their source file.
+        "data": {split: fingerprint(paths[split] or cfg.data.train, examples=len(examples))
+                 for split, examples in zip(("train", "dev", "test"), splits) if examples},
+        "config": cfg.model_dump(mode="json"),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, dict)},
+        "training_time": metrics.get("train_seconds"),
     })
