@@ -34,7 +34,7 @@ def run(args) -> int:
         metrics = evaluate_examples(b.model, b.scheme, b.encoder, examples, b.max_length, args.batch_size,
                                     report_dir=out, split="eval", bad_cases=b.config.report.bad_cases,
                                     plots=bool(args.report_dir))
-        report = json.loads((out / "eval_report.json").read_text(encoding="utf-8"))
+        report = json.loads((out / "eval_report.json").read_text(encoding="utf-8"))["report"]
         confusion = (json.loads((out / "eval_confusion.json").read_text(encoding="utf-8"))
                      if (out / "eval_confusion.json").is_file() else None)
     if args.json:
