@@ -62,21 +62,21 @@ class EarlyStopping(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1, description="Passes over the training data (early stopping may end sooner).")
+    batch_size: int = Field(64, ge=1, description="Examples per micro-batch.")
     eval_batch_size: Optional[int] = Field(None, ge=1, description="Default: 4 x batch_size.")
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay (not applied to biases and norms).")
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="Optimizer.")
     momentum: float = Field(0.9, ge=0, description="SGD momentum.")
-    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate decay after warmup.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of optimizer steps spent warming up.")
     warmup_steps: Optional[int] = Field(None, ge=0, description="Overrides warmup_ratio when set.")
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping; null = off.")
-    grad_accum_steps: int = Field(1, ge=1)
-    seed: int = 42
+    grad_accum_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    seed: int = Field(42, description="Seeds initialisation, shuffling, dropout and the dev split.")
     max_length: int = Field(128, ge=1, description="Tokens kept per text (head truncation).")
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = cuda, else mps, else cpu.")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: all cores.")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")
@@ -86,7 +86,7 @@ class TrainConfig(Section):
 class ReportConfig(Section):
     bad_cases: int = Field(500, ge=0, description="Misclassified examples kept in the bad-case file.")
     plots: bool = Field(True, description="Write training-curve and confusion-matrix PNGs.")
-    tensorboard: bool = True
+    tensorboard: bool = Field(True, description="Write TensorBoard event files under tensorboard/.")
 
 
 class Config(Section):

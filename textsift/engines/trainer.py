@@ -31,16 +31,30 @@ from textsift.tricks.base import Trick
 log = logging.getLogger("textsift")
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """No weight decay on biases and norm weights (1-D parameters)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+def sparse_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Embedding tables built with ``sparse=True``: only the rows a batch touches get gradients."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse and m.weight.requires_grad]
+
+
+def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The configured optimizer for dense parameters (no weight decay on biases and norm weights),
+    plus ``SparseAdam`` for sparse embedding tables under adam/adamw: updating only the touched rows
+    is what makes million-row n-gram tables fast (fastText does the same with sparse SGD)."""
+    sparse = sparse_parameters(model)
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    decay = [p for p in dense if p.dim() >= 2]
+    no_decay = [p for p in dense if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "sgd":  # SGD handles sparse gradients itself
+        return [torch.optim.SGD(groups + ([{"params": sparse, "weight_decay": 0.0}] if sparse else []),
+                                lr=cfg.lr, momentum=cfg.momentum)]
+    dense_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizers = [dense_cls(groups, lr=cfg.lr)]
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+    return optimizers
 
 
 def build_scheduler(optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -114,10 +128,11 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.model.to(self.device)
         self.loss_fn.to(self.device)
-        self.optimizer = build_optimizer(model, cfg)
+        self.optimizers = build_optimizers(model, cfg)
         self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum_steps)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch * cfg.epochs)
+        self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch * cfg.epochs) for o in self.optimizers]
+        self._dense = [p for p in model.parameters() if id(p) not in {id(q) for q in sparse_parameters(model)}]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
         # Progress through training; everything here goes into checkpoints.
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
@@ -171,14 +186,14 @@ class Trainer:
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch % cfg.grad_accum_steps == 0 or self.batch_in_epoch == self.batches_per_epoch:
                     self._optimizer_step()
-                    lr = self.scheduler.get_last_lr()[0]
+                    lr = self.lr
                     tb.add_scalar("train/loss", loss.item(), self.step)
                     tb.add_scalar("train/lr", lr, self.step)
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
                             and self.batch_in_epoch < self.batches_per_epoch:
                         self._checkpoint()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.lr:.2e}",
                                 ex_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
             bar.close()
             self._end_epoch(tb)
@@ -190,12 +205,17 @@ class Trainer:
         return {"input_ids": ids.to(self.device), "mask": mask.to(self.device),
                 "targets": self.train_targets[torch.as_tensor(idx)].to(self.device)}
 
+    @property
+    def lr(self) -> float:
+        return self.schedulers[0].get_last_lr()[0]
+
     def _optimizer_step(self) -> None:
-        if self.cfg.max_grad_norm:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.cfg.max_grad_norm:  # sparse embedding gradients are not clipped
+            nn.utils.clip_grad_norm_(self._dense, self.cfg.max_grad_norm)
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
         self.step += 1
         for trick in self.tricks:
             trick.after_step(self.model, self.step)
@@ -205,7 +225,7 @@ class Trainer:
             trick.swap_in(self.model)
         dev = self.evaluate_fn(self.model)
         self.model.train()
-        row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+        row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.lr,
                "train_loss": self._epoch_loss / max(1, self._epoch_examples),
                **{f"dev_{k}": v for k, v in dev.items() if isinstance(v, (int, float))}}
         self.history.append(row)
@@ -238,8 +258,8 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "tricks": [t.state_dict() for t in self.tricks],
+            "model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers], "tricks": [t.state_dict() for t in self.tricks],
             "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": _py_state()},
             "progress": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                          "best_score": self.best_score, "best_epoch": self.best_epoch,
@@ -257,8 +277,10 @@ class Trainer:
             raise TextsiftError(f"--resume: no checkpoint in {self.checkpoints.root}; the run was stopped before "
                                 "its first checkpoint. Start it again without --resume (in a new run directory)")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
         for trick, s in zip(self.tricks, state["tricks"]):
             trick.load_state_dict(s)
         torch.set_rng_state(state["rng"]["torch"])

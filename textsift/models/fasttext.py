@@ -14,6 +14,8 @@ from textsift.registry import MODELS
 class FastTextParams(ModelParams):
     hidden_dim: Optional[int] = Field(
         None, ge=1, description="Size of an optional ReLU hidden layer after the mean; null = linear model (as in the paper).")
+    sparse: bool = Field(
+        True, description="Sparse embedding gradients (only rows in the batch are updated): much faster with large n-gram tables.")
 
 
 @MODELS.register("fasttext", params=FastTextParams)
@@ -27,7 +29,8 @@ class FastText(TextModel):
     def __init__(self, params: FastTextParams, vocab_size: int, num_labels: int, pad_id: int = 0):
         super().__init__(params, vocab_size, num_labels, pad_id)
         # mode="mean" with padding_idx leaves pad ids out of both the sum and the count.
-        self.embedding = nn.EmbeddingBag(vocab_size, params.embedding_dim, mode="mean", padding_idx=pad_id)
+        self.embedding = nn.EmbeddingBag(vocab_size, params.embedding_dim, mode="mean", padding_idx=pad_id,
+                                       sparse=params.sparse)
         features = params.embedding_dim
         self.hidden: nn.Module = nn.Identity()
         if params.hidden_dim is not None:

@@ -1,0 +1,92 @@
+"""Markdown reference of every config key and every registered component's parameters.
+
+The README embeds this output between ``<!-- config-reference -->`` markers, and a test checks that it
+is current, so the documentation cannot drift from the schema. Regenerate with
+``python -m textsift.config.docs``.
+"""
+from __future__ import annotations
+
+import json
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from textsift.config.schema import Config, EarlyStopping
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        return ""
+    if field.default is PydanticUndefined:
+        return "required"
+    return json.dumps(field.default, ensure_ascii=False)
+
+
+def _type(field) -> str:
+    return _render(field.annotation)
+
+
+def _render(ann) -> str:
+    """A short human name for a type annotation: ``int``, ``list[int]``, ``a \\| b``."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        return _render(args[0])
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_render(a) for a in args if a is not type(None))
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_render(a) for a in args)}]"
+    return getattr(ann, "__name__", str(ann))
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not EarlyStopping and prefix == "":
+            continue
+        if ann is EarlyStopping:
+            rows += _rows(EarlyStopping, f"{prefix}{name}.")
+            continue
+        rows.append(f"| `{prefix}{name}` | {_type(field)} | {_default(field)} | {field.description or ''} |")
+    return rows
+
+
+def config_reference() -> str:
+    lines = []
+    sections: list[tuple[str, Any]] = [("", Config)] + [
+        (f"{name}.", field.annotation) for name, field in Config.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
+    lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for prefix, model in sections:
+        if prefix in ("model.", "loss."):
+            continue
+        lines += _rows(model, prefix)
+    lines += ["| `model.name` | str | required | A registered model (below); its parameters sit beside `name`. |",
+              "| `loss.name` | str | ce / bce | A registered loss (below); its parameters sit beside `name`. |"]
+    return "\n".join(lines)
+
+
+def components_reference() -> str:
+    from textsift.registry import LOSSES, MODELS
+
+    lines = []
+    for registry, kind in ((MODELS, "model"), (LOSSES, "loss")):
+        for name in registry.names():
+            entry = registry.entry(name)
+            lines += ["", f"**{kind} `{name}`** — {entry.summary}", "",
+                      "| parameter | type | default | meaning |", "|---|---|---|---|"]
+            for pname, field in (entry.params.model_fields.items() if entry.params else []):
+                lines.append(f"| `{kind}.{pname}` | {_type(field)} | {_default(field)} | {field.description or ''} |")
+    return "\n".join(lines).strip()
+
+
+def reference() -> str:
+    return config_reference() + "\n\n" + components_reference()
+
+
+if __name__ == "__main__":
+    print(reference())
