@@ -214,3 +214,16 @@ def test_coverage():
     assert cov["token_coverage"] == pytest.approx(2 / 6) and cov["type_coverage"] == pytest.approx(2 / 4)
     assert cov["top_unknown"] == [("广", 2), ("州", 2)]
     assert enc.coverage([])["token_coverage"] == 1.0
+
+
+def test_char_split_runs_and_keep_spaces():
+    from textsift.config.schema import TokenizerConfig
+    from textsift.tokenizers import build_tokenizer
+
+    text = "iPhone15发布了  新款 ok"
+    plain = build_tokenizer(TokenizerConfig(name="char")).tokenize(text)
+    assert plain == ["iphone15", "发", "布", "了", "新", "款", "ok"]
+    runs = build_tokenizer(TokenizerConfig(name="char", split_runs=True)).tokenize(text)
+    assert runs[:8] == list("iphone15") and "ok" not in runs and runs[-2:] == ["o", "k"]
+    spaced = build_tokenizer(TokenizerConfig(name="char", keep_spaces=True)).tokenize("  a b  c ")
+    assert spaced == ["a", "\u2581", "b", "\u2581", "c"]  # one marker per run, none at the ends

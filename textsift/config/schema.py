@@ -36,6 +36,8 @@ class TokenizerConfig(Section):
     name: str = Field("char", description="`char` (Chinese per character, Latin runs as words) or `word`.")
     lowercase: bool = Field(True, description="Lowercase before tokenizing.")
     normalize: Literal["none", "nfkc"] = Field("nfkc", description="Unicode normalisation (NFKC folds full-width forms).")
+    split_runs: bool = Field(False, description="char: split letter/digit runs (Latin words, numbers) into single characters too.")
+    keep_spaces: bool = Field(False, description="char: keep each whitespace run as a `▁` token, so n-grams see word boundaries.")
     min_freq: int = Field(1, ge=1, description="Drop tokens seen fewer times in train.")
     max_size: Optional[int] = Field(50000, ge=1, description="Keep at most this many tokens (most frequent first).")
     ngrams: int = Field(1, ge=1, le=5, description="Add hashed token n-grams up to this order (fastText style).")

@@ -89,7 +89,8 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         def evaluate(m):
             return evaluate_examples(m, scheme, encoder, dev, max_len, eval_bs, trainer.device)
 
-        trainer = Trainer(model, loss_fn, encoder.encode_batch([ex.text for ex in train], max_len), train_targets,
+        train_ids = encoder.encode_batch([ex.text for ex in train], max_len)
+        trainer = Trainer(model, loss_fn, train_ids, train_targets,
                           cfg.train, evaluate, metric, run_dir, encoder.pad_id,
                           on_best=lambda m: _save_weights(m, run_dir), tensorboard=cfg.report.tensorboard)
         known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
@@ -97,8 +98,13 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
             raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                                 f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
         _write_run_json(run_dir, "running", started)
-        trainer.fit(resume=resume)
-        trainer.load_best()
+        if model.fit_data(train_ids, train_targets, scheme.multi_label):
+            # Fitted in one pass (e.g. liblinear): nothing to iterate, checkpoint or resume.
+            trainer.history = [{"epoch": 1, "step": 0, **{f"dev_{k}": v for k, v in evaluate(model).items()}}]
+            trainer.best_epoch = 1
+        else:
+            trainer.fit(resume=resume)
+            trainer.load_best()
         model.eval()
         if scheme.multi_label:
             _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device)

@@ -10,6 +10,10 @@ _CJK = HAN + KANA_HANGUL
 # Alternatives in order: one CJK character | a run of letters/digits of any other script (a word
 # character that is neither "_" nor CJK) | any other visible character (punctuation, "_", emoji).
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|[^\s{IGNORED}]")
+# Variants: runs split into characters (split_runs), whitespace kept as a boundary token (keep_spaces).
+_SINGLE = re.compile(rf"[^\s{IGNORED}]")
+_SPACE = re.compile(r"\s+")
+SPACE_TOKEN = "\u2581"  # "▁", as SentencePiece marks word boundaries
 
 
 @TOKENIZERS.register("char")
@@ -23,4 +27,12 @@ class CharTokenizer(Tokenizer):
     """
 
     def split(self, text: str) -> list[str]:
-        return _TOKEN.findall(text)
+        pattern = _SINGLE if self.cfg.split_runs else _TOKEN
+        if not self.cfg.keep_spaces:
+            return pattern.findall(text)
+        tokens: list[str] = []
+        for i, part in enumerate(_SPACE.split(text.strip())):
+            if i:
+                tokens.append(SPACE_TOKEN)
+            tokens += pattern.findall(part)
+        return tokens

@@ -1,0 +1,125 @@
+"""TF-IDF n-gram linear classifier: the strong simple baseline, as an ordinary textsift model.
+
+Input ids are tokens plus hashed n-grams (``tokenizer.ngrams``). The forward pass computes exact
+TF-IDF weights (sublinear tf, smooth idf, l2-normalised rows, as scikit-learn's ``TfidfVectorizer``)
+and a linear layer over them, so prediction, export and serving use the same torch code as every
+other model. Fitting can be done by scikit-learn's liblinear (``solver: svm`` or ``logreg``), which
+is hard to beat for linear models and which nothing in torch matches in speed, or by the ordinary
+gradient trainer (``solver: sgd``).
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from textsift.models.base import ModelOutput, ModelParams, TextModel
+from textsift.registry import MODELS
+
+
+class TfidfLinearParams(ModelParams):
+    embedding_dim: int = Field(1, ge=1, description="Unused (the model is linear in its TF-IDF features).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Unused by liblinear solvers.")
+    solver: Literal["svm", "logreg", "sgd"] = Field(
+        "svm", description="svm = LinearSVC, logreg = logistic regression (both liblinear, one pass); "
+                           "sgd = the ordinary gradient trainer.")
+    C: float = Field(0.5, gt=0, description="Inverse regularisation strength of the liblinear solvers.")
+    sublinear_tf: bool = Field(True, description="Use 1 + log(tf) instead of raw term counts.")
+    max_iter: int = Field(2000, ge=1, description="Iteration cap of the liblinear solvers.")
+
+
+@MODELS.register("tfidf_linear", params=TfidfLinearParams)
+class TfidfLinear(TextModel):
+    """TF-IDF over tokens + hashed n-grams with a linear classifier (LinearSVC / logistic regression / SGD)."""
+
+    def __init__(self, params: TfidfLinearParams, vocab_size: int, num_labels: int, pad_id: int = 0):
+        super().__init__(params, vocab_size, num_labels, pad_id)
+        # One weight per (feature, label); a weighted sum over a text's features gives its logits.
+        self.weight = nn.EmbeddingBag(vocab_size, num_labels, mode="sum")
+        self.bias = nn.Parameter(torch.zeros(num_labels))
+        self.register_buffer("idf", torch.ones(vocab_size))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.weight.zero_()  # a linear model on normalised features needs no random start
+            self.bias.zero_()
+
+    def features(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sorted ids and their TF-IDF weights; every occurrence after the first of an id weighs 0."""
+        ids = input_ids.masked_fill(~mask, self.pad_id)
+        ids, _ = ids.sort(dim=1)  # (batch, seq): equal ids become neighbours
+        first = torch.ones_like(ids, dtype=torch.bool)
+        first[:, 1:] = ids[:, 1:] != ids[:, :-1]
+        run = first.long().cumsum(1) - 1  # (batch, seq) index of each id's run
+        counts = torch.zeros(ids.shape, dtype=torch.float).scatter_add_(1, run, torch.ones(ids.shape))
+        tf = counts.gather(1, run)  # (batch, seq) count of the id at this position
+        tf = 1.0 + torch.log(tf) if self.params.sublinear_tf else tf
+        w = torch.where(first & (ids != self.pad_id), tf * self.idf[ids], torch.zeros(()))  # (batch, seq)
+        w = w / w.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return ids, w
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
+        ids, w = self.features(input_ids, mask)
+        logits = self.weight(ids, per_sample_weights=w) + self.bias  # (batch, num_labels)
+        return ModelOutput(logits=logits, pooled=logits, mask=mask)
+
+    # ------------------------------------------------------------------ data-dependent fitting
+    def fit_data(self, ids: Sequence[Sequence[int]], targets: torch.Tensor, multi_label: bool) -> bool:
+        """Set the idf from the training texts; with a liblinear solver also fit the weights.
+
+        Returns True when the model is fully fitted (no gradient training needed).
+        """
+        x = self._count_matrix(ids)
+        df = np.bincount(x.indices, minlength=self.vocab_size)
+        idf = np.log((1 + x.shape[0]) / (1 + df)) + 1.0  # scikit-learn's smooth idf
+        self.idf.copy_(torch.from_numpy(idf).float())
+        if self.params.solver == "sgd":
+            return False
+        self._fit_liblinear(self._tfidf(x), targets.numpy(), multi_label)
+        return True
+
+    def _count_matrix(self, ids: Sequence[Sequence[int]]):
+        from scipy.sparse import csr_matrix
+
+        indptr = np.cumsum([0] + [len(x) for x in ids])
+        cols = np.fromiter((t for x in ids for t in x), dtype=np.int64, count=int(indptr[-1]))
+        x = csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(len(ids), self.vocab_size))
+        x.sum_duplicates()
+        x.data[x.indices == self.pad_id] = 0
+        x.eliminate_zeros()
+        return x
+
+    def _tfidf(self, x):
+        from sklearn.preprocessing import normalize
+
+        x = x.copy()
+        if self.params.sublinear_tf:
+            x.data = 1.0 + np.log(x.data)
+        x = x.multiply(self.idf.numpy()[None, :]).tocsr()
+        return normalize(x)
+
+    def _fit_liblinear(self, x, y: np.ndarray, multi_label: bool) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.svm import LinearSVC
+
+        p = self.params
+        if p.solver == "svm":
+            base = LinearSVC(C=p.C, max_iter=p.max_iter, random_state=0)
+        else:
+            base = LogisticRegression(C=p.C, max_iter=p.max_iter, solver="liblinear", random_state=0)
+        clf = OneVsRestClassifier(base) if multi_label else base
+        clf.fit(x, y)
+        if multi_label:
+            coef = np.vstack([e.coef_ for e in clf.estimators_])  # (labels, features)
+            intercept = np.concatenate([e.intercept_ for e in clf.estimators_])
+        else:
+            coef, intercept = clf.coef_, clf.intercept_
+            if coef.shape[0] == 1:  # binary: one score f for class 1; logits (-f/2, f/2) decide the same
+                coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        with torch.no_grad():
+            self.weight.weight.copy_(torch.from_numpy(coef.T.astype(np.float32)))
+            self.bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
