@@ -115,3 +115,16 @@ def test_data_location_is_configurable(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTSIFT_DATA", str(tmp_path / "elsewhere"))
     cfg = load_config("trec6", check_files=False)
     assert cfg.data.train == str(tmp_path / "elsewhere" / "trec6" / "train.jsonl")
+
+
+def test_readme_reference_blocks_are_current():
+    """The README's config reference and presets table are generated from the schema and registries."""
+    from pathlib import Path
+
+    from textsift.config.docs import render_readme
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert render_readme(readme) == readme, "run: python -m textsift.config.docs --write README.md"
+    for key in ("train.epochs", "train.batch_size", "train.lr", "train.seed", "train.max_length", "data.train",
+                "model.kernel_sizes", "loss.label_smoothing", "tokenizer.ngrams"):
+        assert f"`{key}`" in readme

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import types
+
+import yaml
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -88,5 +90,36 @@ def reference() -> str:
     return config_reference() + "\n\n" + components_reference()
 
 
+def presets_table() -> str:
+    from textsift.config.load import PRESET_DIR, preset_names
+
+    rows = []
+    for name in preset_names():
+        raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+        first = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+        rows.append(f"| `{name}` | {first.split('. Run:')[0]} | `{raw['model']['name']}` |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"config-reference": reference, "presets-table": presets_table}
+
+
+def render_readme(text: str) -> str:
+    """Replace each ``<!-- NAME:start -->...<!-- NAME:end -->`` block with freshly generated content."""
+    for name, make in BLOCKS.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        text = f"{head}{start}\n{make()}\n{end}{tail}"
+    return text
+
+
 if __name__ == "__main__":
-    print(reference())
+    import sys
+    from pathlib import Path
+
+    if sys.argv[1:2] == ["--write"]:
+        path = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(reference())
