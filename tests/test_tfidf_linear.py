@@ -1,0 +1,62 @@
+"""tfidf_linear: torch features equal scikit-learn's TF-IDF, and liblinear fits transfer exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from conftest import make_texts
+from textsift.engines.batching import pad_batch
+from textsift.models import build_model
+
+
+def _encode(texts):
+    vocab = {"<pad>": 0}
+    for t in texts:
+        for w in t.split():
+            vocab.setdefault(w, len(vocab))
+    return [[vocab[w] for w in t.split()] for t in texts], vocab
+
+
+def test_features_equal_sklearn_tfidf():
+    texts = ["a b a c", "b b d", "c a", "d d d a e"]
+    ids, vocab = _encode(texts)
+    model = build_model("tfidf_linear", {}, len(vocab), 2)
+    model.fit_data(ids, torch.tensor([0, 1, 0, 1]), multi_label=False)
+    x, mask = pad_batch(ids, 0)
+    sorted_ids, w = model.features(x, mask)
+    ours = np.zeros((len(texts), len(vocab)))
+    for row in range(len(texts)):
+        for i, weight in zip(sorted_ids[row].tolist(), w[row].tolist()):
+            ours[row, i] += weight
+    vec = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True, vocabulary={k: v - 1 for k, v in vocab.items() if k != "<pad>"})
+    ref = vec.fit_transform(texts).toarray()
+    assert np.all(ours[:, 0] == 0)  # the pad id carries no weight
+    np.testing.assert_allclose(ours[:, 1:], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_liblinear_fit_transfers_to_torch_logits(n_labels):
+    rows = [r for r in make_texts(150, seed=4) if n_labels == 3 or r["label"] != "tech"]
+    texts = [r["text"] for r in rows]
+    names = sorted({r["label"] for r in rows})
+    y = torch.tensor([names.index(r["label"]) for r in rows])
+    ids, vocab = _encode(texts)
+    model = build_model("tfidf_linear", {"C": 1.0}, len(vocab), len(names))
+    assert model.fit_data(ids, y, multi_label=False) is True
+    x, mask = pad_batch(ids, 0)
+    with torch.no_grad():
+        pred = model(x, mask).logits.argmax(-1).numpy()
+    vec = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True,
+                          vocabulary={k: v - 1 for k, v in vocab.items() if k != "<pad>"})
+    ref = LinearSVC(C=1.0, random_state=0, max_iter=2000).fit(vec.fit_transform(texts), y.numpy())
+    np.testing.assert_array_equal(pred, ref.predict(vec.transform(texts)))
+
+
+def test_sgd_solver_leaves_training_to_the_trainer():
+    ids = [[1, 2], [2, 3]]
+    model = build_model("tfidf_linear", {"solver": "sgd"}, 4, 2)
+    assert model.fit_data(ids, torch.tensor([0, 1]), multi_label=False) is False
+    assert model.idf[1] > model.idf[2]  # id 2 occurs in both texts, id 1 in one
