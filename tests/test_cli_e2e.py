@@ -111,6 +111,13 @@ def test_predict_file_streams_jsonl(trained, tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 60
 
 
+def test_predict_text_option(trained, capsys):
+    run, _ = trained
+    assert main(["predict", str(run), "--text", "football goal match", "--text", "stock bank"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["sports", "finance"]
+
+
 def test_predict_interactive_reads_stdin(trained, monkeypatch, capsys):
     import io
 

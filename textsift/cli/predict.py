@@ -4,12 +4,14 @@ HELP = "Predict labels for a file (streaming, JSON Lines out), or interactively 
 EXAMPLES = """examples:
   textsift predict runs/thucnews --input titles.txt --output predictions.jsonl
   textsift predict runs/thucnews --input test.jsonl --output - --top-k 3
+  textsift predict runs/thucnews --text "国足客场两球不敌日本队"
   textsift predict runs/thucnews                      # interactive: type a text, get its labels
 """
 
 
 def add_arguments(p) -> None:
     p.add_argument("run_dir", help="a run directory written by `textsift train`")
+    p.add_argument("--text", action="append", help="a text to classify (repeatable); JSON Lines to stdout")
     p.add_argument("--input", help=".txt (one text per line), .jsonl, .csv or .tsv; text fields as in training")
     p.add_argument("--output", help="JSON Lines output file, or - for stdout (default: stdout)")
     p.add_argument("--top-k", type=int, default=3, help="how many top labels to list per text")
@@ -25,6 +27,11 @@ def run(args) -> int:
         from textsift.errors import TextsiftError
         raise TextsiftError(f"--top-k: expected a positive number, got {args.top_k}")
     clf.batch_size = args.batch_size
+    if args.text:
+        import json
+        for rec in clf.predict_details(args.text, args.top_k):
+            print(json.dumps(rec, ensure_ascii=False))
+        return 0
     if args.input is None:
         return _interactive(clf, args.top_k)
     return _stream(clf, args)
