@@ -38,7 +38,7 @@ class TfidfLinear(TextModel):
     def __init__(self, params: TfidfLinearParams, vocab_size: int, num_labels: int, pad_id: int = 0):
         super().__init__(params, vocab_size, num_labels, pad_id)
         # One weight per (feature, label); a weighted sum over a text's features gives its logits.
-        self.weight = nn.EmbeddingBag(vocab_size, num_labels, mode="sum")
+        self.weight = nn.EmbeddingBag(vocab_size, num_labels, mode="sum", padding_idx=pad_id)
         self.bias = nn.Parameter(torch.zeros(num_labels))
         self.register_buffer("idf", torch.ones(vocab_size))
 
