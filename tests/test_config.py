@@ -128,3 +128,12 @@ def test_readme_reference_blocks_are_current():
     for key in ("train.epochs", "train.batch_size", "train.lr", "train.seed", "train.max_length", "data.train",
                 "model.kernel_sizes", "loss.label_smoothing", "tokenizer.ngrams"):
         assert f"`{key}`" in readme
+
+
+def test_overriding_model_name_drops_the_files_model_params(caplog):
+    cfg = load_config("trec6", ["model.name=textrnn"], check_files=False)
+    assert cfg.model.name == "textrnn" and not hasattr(cfg.model, "kernel_sizes")
+    assert cfg.model.embedding_dim == 128  # shared parameters are kept
+    assert "dropped model.kernel_sizes" in caplog.text
+    with pytest.raises(ConfigError, match="model.kernel_sizes: unknown key"):  # explicit ones still validated
+        load_config("trec6", ["model.name=textrnn", "model.kernel_sizes=[2]"], check_files=False)

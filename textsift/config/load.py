@@ -170,9 +170,33 @@ def _check_files(data: dict) -> list[str]:
 def load_config(path_or_preset: str, overrides: list[str] | None = None, check_files: bool = True) -> Config:
     """Read a YAML config (or preset), apply overrides, expand ``${TEXTSIFT_DATA}``, validate."""
     path = resolve_config_path(path_or_preset)
-    raw = apply_overrides(read_yaml(path), overrides or [])
+    base = read_yaml(path)
+    raw = apply_overrides(base, overrides or [])
+    _drop_foreign_model_params(base, raw, overrides or [])
     raw = _expand(raw)
     return validate(raw, source=str(path), check_files=check_files)
+
+
+def _drop_foreign_model_params(base: dict, raw: dict, overrides: list[str]) -> None:
+    """``model.name=X`` on the command line swaps the model of a config file: the file's parameters
+    of its own model that X does not take are dropped (with a warning) instead of failing validation,
+    so ``textsift train -c trec6 model.name=textrnn`` just works. Parameters given on the command line
+    are always kept and validated."""
+    old = (base.get("model") or {}).get("name") if isinstance(base.get("model"), dict) else None
+    model = raw.get("model")
+    if not isinstance(model, dict) or model.get("name") in (None, old) or model.get("name") not in MODELS:
+        return
+    params = MODELS.entry(model["name"]).params
+    accepted = set(params.model_fields) if params else set()
+    explicit = {o.partition("=")[0].strip()[len("model."):] for o in overrides if o.startswith("model.")}
+    dropped = [k for k in list(model) if k != "name" and k not in accepted and k not in explicit]
+    for key in dropped:
+        del model[key]
+    if dropped:
+        import logging
+        logging.getLogger("textsift").warning(
+            "model.name=%s: dropped %s of the config's model '%s' (not parameters of %s)",
+            model["name"], ", ".join(f"model.{k}" for k in dropped), old, model["name"])
 
 
 def _expand(node: Any) -> Any:
