@@ -131,9 +131,10 @@ def test_readme_reference_blocks_are_current():
 
 
 def test_overriding_model_name_drops_the_files_model_params(caplog):
+    cfg = load_config("thucnews_title_fasttext", ["model.name=textcnn"], check_files=False)
+    assert cfg.model.name == "textcnn" and cfg.model.embedding_dim == 64  # shared parameters are kept
     cfg = load_config("trec6", ["model.name=textrnn"], check_files=False)
-    assert cfg.model.name == "textrnn" and not hasattr(cfg.model, "kernel_sizes")
-    assert cfg.model.embedding_dim == 128  # shared parameters are kept
-    assert "dropped model.kernel_sizes" in caplog.text
-    with pytest.raises(ConfigError, match="model.kernel_sizes: unknown key"):  # explicit ones still validated
-        load_config("trec6", ["model.name=textrnn", "model.kernel_sizes=[2]"], check_files=False)
+    assert cfg.model.name == "textrnn" and not hasattr(cfg.model, "C")
+    assert "dropped model.C" in caplog.text
+    with pytest.raises(ConfigError, match="model.C: unknown key"):  # explicit ones are still validated
+        load_config("trec6", ["model.name=textrnn", "model.C=2"], check_files=False)

@@ -98,7 +98,8 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
             raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                                 f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
         _write_run_json(run_dir, "running", started)
-        if model.fit_data(train_ids, train_targets, scheme.multi_label):
+        dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
+        if model.fit_data(train_ids, train_targets, scheme.multi_label, dev=dev_data):
             # Fitted in one pass (e.g. liblinear): nothing to iterate, checkpoint or resume.
             trainer.history = [{"epoch": 1, "step": 0, **{f"dev_{k}": v for k, v in evaluate(model).items()}}]
             trainer.best_epoch = 1

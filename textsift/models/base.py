@@ -50,8 +50,9 @@ class TextModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:  # pragma: no cover
         raise NotImplementedError
 
-    def fit_data(self, ids, targets: torch.Tensor, multi_label: bool) -> bool:
-        """Data-dependent set-up before training, given the encoded training texts and their targets.
+    def fit_data(self, ids, targets: torch.Tensor, multi_label: bool, dev=None) -> bool:
+        """Data-dependent set-up before training, given the encoded training texts and their targets
+        (and ``dev = (ids, targets)`` for choices made on dev data).
 
         Returns True when this already fits the model completely (no gradient training needed), as
         for closed-form or liblinear-fitted linear models. The default does nothing.

@@ -9,11 +9,12 @@ gradient trainer (``solver: sgd``).
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+import logging
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from textsift.models.base import ModelOutput, ModelParams, TextModel
@@ -26,7 +27,17 @@ class TfidfLinearParams(ModelParams):
     solver: Literal["svm", "logreg", "sgd"] = Field(
         "svm", description="svm = LinearSVC, logreg = logistic regression (both liblinear, one pass); "
                            "sgd = the ordinary gradient trainer.")
-    C: float = Field(0.5, gt=0, description="Inverse regularisation strength of the liblinear solvers.")
+    C: Union[float, list[float]] = Field(
+        1.0, description="Inverse regularisation strength of the liblinear solvers; a list of candidates "
+                         "is tried and the best on dev kept.")
+    @field_validator("C")
+    @classmethod
+    def _positive(cls, v):
+        values = v if isinstance(v, list) else [v]
+        if not values or any(c <= 0 for c in values):
+            raise ValueError("expected a positive number or a non-empty list of positive numbers")
+        return v
+
     sublinear_tf: bool = Field(True, description="Use 1 + log(tf) instead of raw term counts.")
     max_iter: int = Field(2000, ge=1, description="Iteration cap of the liblinear solvers.")
 
@@ -67,8 +78,10 @@ class TfidfLinear(TextModel):
         return ModelOutput(logits=logits, pooled=logits, mask=mask)
 
     # ------------------------------------------------------------------ data-dependent fitting
-    def fit_data(self, ids: Sequence[Sequence[int]], targets: torch.Tensor, multi_label: bool) -> bool:
-        """Set the idf from the training texts; with a liblinear solver also fit the weights.
+    def fit_data(self, ids: Sequence[Sequence[int]], targets: torch.Tensor, multi_label: bool,
+                 dev: Optional[tuple] = None) -> bool:
+        """Set the idf from the training texts; with a liblinear solver also fit the weights, choosing
+        ``C`` among the candidates by dev accuracy (micro-F1 for multi-label) when ``dev`` is given.
 
         Returns True when the model is fully fitted (no gradient training needed).
         """
@@ -78,7 +91,23 @@ class TfidfLinear(TextModel):
         self.idf.copy_(torch.from_numpy(idf).float())
         if self.params.solver == "sgd":
             return False
-        self._fit_liblinear(self._tfidf(x), targets.numpy(), multi_label)
+        x, y = self._tfidf(x), targets.numpy()
+        candidates = self.params.C if isinstance(self.params.C, list) else [self.params.C]
+        if len(candidates) == 1 or dev is None:
+            self.chosen_C = candidates[0]
+            self._set_weights(*self._fit_liblinear(x, y, multi_label, candidates[0]))
+            return True
+        x_dev, y_dev = self._tfidf(self._count_matrix(dev[0])), dev[1].numpy()
+        best = None
+        for c in candidates:
+            coef, intercept = self._fit_liblinear(x, y, multi_label, c)
+            score = _dev_score(x_dev @ coef.T + intercept, y_dev, multi_label)
+            if best is None or score > best[0]:
+                best = (score, c, coef, intercept)
+        self.chosen_C = best[1]
+        self._set_weights(best[2], best[3])
+        logging.getLogger("textsift").info("tfidf_linear: C=%s chosen on dev (score %.4f) among %s",
+                                           best[1], best[0], candidates)
         return True
 
     def _count_matrix(self, ids: Sequence[Sequence[int]]):
@@ -101,16 +130,16 @@ class TfidfLinear(TextModel):
         x = x.multiply(self.idf.numpy()[None, :]).tocsr()
         return normalize(x)
 
-    def _fit_liblinear(self, x, y: np.ndarray, multi_label: bool) -> None:
+    def _fit_liblinear(self, x, y: np.ndarray, multi_label: bool, C: float) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
         from sklearn.svm import LinearSVC
 
         p = self.params
         if p.solver == "svm":
-            base = LinearSVC(C=p.C, max_iter=p.max_iter, random_state=0)
+            base = LinearSVC(C=C, max_iter=p.max_iter, random_state=0)
         else:
-            base = LogisticRegression(C=p.C, max_iter=p.max_iter, solver="liblinear", random_state=0)
+            base = LogisticRegression(C=C, max_iter=p.max_iter, solver="liblinear", random_state=0)
         clf = OneVsRestClassifier(base) if multi_label else base
         clf.fit(x, y)
         if multi_label:
@@ -120,6 +149,18 @@ class TfidfLinear(TextModel):
             coef, intercept = clf.coef_, clf.intercept_
             if coef.shape[0] == 1:  # binary: one score f for class 1; logits (-f/2, f/2) decide the same
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        return coef, intercept
+
+    def _set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
         with torch.no_grad():
             self.weight.weight.copy_(torch.from_numpy(coef.T.astype(np.float32)))
             self.bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
+
+
+def _dev_score(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    """Accuracy (single-label) or micro-F1 at margin 0 (multi-label) of decision scores."""
+    if not multi_label:
+        return float((scores.argmax(1) == y).mean())
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, scores > 0, average="micro", zero_division=0))

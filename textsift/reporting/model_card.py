@@ -36,15 +36,15 @@ CHUNK = 1 << 20
 # The command lines the card shows; {run} is the run directory.
 USAGE = """\
 ```bash
-# predict: one text, or a file of texts
+# predict: one text, or a file of texts (.txt one per line, .jsonl, .csv, .tsv)
 textsift predict {run} --text "..."
-textsift predict {run} --input texts.jsonl --output predictions.jsonl
-# evaluate on a labelled file (writes the same reports as training)
-textsift evaluate {run} --data test.jsonl
+textsift predict {run} --input texts.txt --output predictions.jsonl
+# evaluate on a labelled file; --report-dir also writes bad cases and the confusion matrix
+textsift evaluate {run} --data test.jsonl --report-dir {run}/eval
 ```
 
 ```python
-from textsift import TextClassifier
+from textsift.api import TextClassifier
 
 clf = TextClassifier.load("{run}")
 clf.predict("...")          # a str gives one result, a list gives a list

@@ -106,7 +106,8 @@ def plot_training_curves(history: list[dict], path: Path, title: str | None = No
     lr_x, lr_y = _series(history, xs, "lr")
     if lr_y:
         ax_lr = ax_loss.twinx()
-        ax_lr.plot(lr_x, lr_y, color="0.6", linestyle="--", linewidth=1, label="lr")
+        ax_loss.plot([], [], color="0.6", linestyle="--", label="lr (right axis)")  # legend entry only
+        ax_lr.plot(lr_x, lr_y, color="0.6", linestyle="--", linewidth=1)
         ax_lr.set_ylabel("learning rate", color="0.4")
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     for key in metrics:
@@ -172,15 +173,16 @@ def plot_confusion(matrix, labels: list[str], path: Path, normalize: bool = True
         ax.set_xticks(ticks, names, fontsize=font, rotation=90 if n > 10 else 45,
                       ha="center" if n > 10 else "right", rotation_mode="anchor" if n <= 10 else "default")
         ax.set_yticks(ticks, names, fontsize=font)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("gold")
+        big = min(20.0, 11 + n / 15)  # titles stay visible on the large figures of many classes
+        ax.set_xlabel("predicted", fontsize=big)
+        ax.set_ylabel("gold", fontsize=big)
         if n <= MAX_ANNOTATED:
             _annotate(ax, values, normalize, vmax, font)
         heading = title or "Confusion matrix"
         heading += " (row-normalised)" if normalize else " (counts)"
         if not fonts:
-            heading += "\nlabels shown as ids: no installed font can draw the names (see confusion.json)"
-        ax.set_title(heading, fontsize=11)
+            heading += "\nlabels shown as ids: no installed font can draw the names (see *_confusion.json)"
+        ax.set_title(heading, fontsize=big)
         fig.savefig(path, dpi=110)
 
 
