@@ -82,3 +82,22 @@ def test_C_candidates_are_chosen_on_dev():
     assert model.chosen_C == max(scores, key=lambda c: (scores[c], -c))
     with pytest.raises(Exception, match="positive"):
         build_model("tfidf_linear", {"C": [1.0, -1.0]}, 10, 2)
+
+
+def test_dev_calibration_improves_log_loss_without_changing_decisions():
+    rows = make_texts(200, seed=6)
+    texts = [r["text"] for r in rows]
+    names = sorted({r["label"] for r in rows})
+    y = torch.tensor([names.index(r["label"]) for r in rows])
+    ids, vocab = _encode(texts)
+    model = build_model("tfidf_linear", {"C": 1.0}, len(vocab), len(names))
+    model.fit_data(ids[:140], y[:140], multi_label=False, dev=(ids[140:], y[140:]))
+    assert model.logit_scale.item() != 1.0
+    x, mask = pad_batch(ids[140:], 0)
+    with torch.no_grad():
+        calibrated = model(x, mask).logits
+        model.logit_scale.fill_(1.0)
+        raw = model(x, mask).logits
+    assert torch.equal(calibrated.argmax(-1), raw.argmax(-1))
+    nll = torch.nn.functional.cross_entropy
+    assert nll(calibrated, y[140:]) < nll(raw, y[140:])

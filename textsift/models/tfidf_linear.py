@@ -52,6 +52,10 @@ class TfidfLinear(TextModel):
         self.weight = nn.EmbeddingBag(vocab_size, num_labels, mode="sum", padding_idx=pad_id)
         self.bias = nn.Parameter(torch.zeros(num_labels))
         self.register_buffer("idf", torch.ones(vocab_size))
+        # Margins of a liblinear SVM are not log-odds: a scale (and, multi-label, a shift) fitted on dev
+        # turns them into calibrated probabilities without changing any single-label decision.
+        self.register_buffer("logit_scale", torch.ones(()))
+        self.register_buffer("logit_shift", torch.zeros(()))
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
@@ -74,7 +78,8 @@ class TfidfLinear(TextModel):
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         ids, w = self.features(input_ids, mask)
-        logits = self.weight(ids, per_sample_weights=w) + self.bias  # (batch, num_labels)
+        scores = self.weight(ids, per_sample_weights=w) + self.bias  # (batch, num_labels)
+        logits = scores * self.logit_scale + self.logit_shift
         return ModelOutput(logits=logits, pooled=logits, mask=mask)
 
     # ------------------------------------------------------------------ data-dependent fitting
@@ -93,7 +98,7 @@ class TfidfLinear(TextModel):
             return False
         x, y = self._tfidf(x), targets.numpy()
         candidates = self.params.C if isinstance(self.params.C, list) else [self.params.C]
-        if len(candidates) == 1 or dev is None:
+        if dev is None:
             self.chosen_C = candidates[0]
             self._set_weights(*self._fit_liblinear(x, y, multi_label, candidates[0]))
             return True
@@ -106,6 +111,9 @@ class TfidfLinear(TextModel):
                 best = (score, c, coef, intercept)
         self.chosen_C = best[1]
         self._set_weights(best[2], best[3])
+        scale, shift = _calibrate(x_dev @ best[2].T + best[3], y_dev, multi_label)
+        self.logit_scale.fill_(scale)
+        self.logit_shift.fill_(shift)
         logging.getLogger("textsift").info("tfidf_linear: C=%s chosen on dev (score %.4f) among %s",
                                            best[1], best[0], candidates)
         return True
@@ -164,3 +172,20 @@ def _dev_score(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(y, scores > 0, average="micro", zero_division=0))
+
+
+def _calibrate(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> tuple[float, float]:
+    """Scale (temperature scaling, Guo et al. 2017) or scale + shift (Platt scaling, shared by all
+    labels) that minimise the dev log-loss of the decision scores."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_softmax
+
+    def nll(theta):
+        z = scores * np.exp(theta[0]) + (theta[1] if multi_label else 0.0)
+        if multi_label:
+            p = np.clip(expit(z), 1e-7, 1 - 1e-7)
+            return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+        return float(-log_softmax(z, axis=1)[np.arange(len(y)), y].mean())
+
+    theta = minimize(nll, np.zeros(2), method="Nelder-Mead").x
+    return float(np.exp(theta[0])), float(theta[1]) if multi_label else 0.0

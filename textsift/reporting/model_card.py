@@ -44,7 +44,7 @@ textsift evaluate {run} --data test.jsonl --report-dir {run}/eval
 ```
 
 ```python
-from textsift.api import TextClassifier
+from textsift import TextClassifier
 
 clf = TextClassifier.load("{run}")
 clf.predict("...")          # a str gives one result, a list gives a list
