@@ -142,6 +142,15 @@ def test_info_and_ls(trained, capsys):
         assert name in listing
 
 
+def test_info_counts_parameters_held_by_the_model_itself(tmp_path, tiny_data, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, model_name="tfidf_linear", report={"plots": False})
+    assert main(["train", "-c", str(cfg), "--run-dir", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "r"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == sum(m["parameters"] for m in info["modules"])
+
+
 def test_commands_reject_a_non_run_dir(tmp_path, capsys):
     assert main(["info", str(tmp_path)]) == 2
     assert "not a textsift run directory" in capsys.readouterr().err

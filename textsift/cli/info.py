@@ -48,6 +48,10 @@ def describe(b) -> dict:
         params = list(module.parameters())
         modules.append({"module": name, "type": type(module).__name__, "parameters": sum(p.numel() for p in params),
                         "trainable": sum(p.numel() for p in params if p.requires_grad)})
+    own = list(b.model.parameters(recurse=False))  # parameters held by the model itself, not a submodule
+    if own:
+        modules.append({"module": "(own)", "type": "Parameter", "parameters": sum(p.numel() for p in own),
+                        "trainable": sum(p.numel() for p in own if p.requires_grad)})
     params = list(b.model.parameters())
     return {"model": type(b.model).__name__, "task": b.scheme.task, "labels": b.scheme.labels,
             "vocab_size": b.encoder.vocab_size, "modules": modules,
