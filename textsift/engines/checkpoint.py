@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +36,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path | str, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one."""
-    path = Path(path)
+@contextmanager
+def _replacing(path: Path):
+    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path | str, metadata: dict | None = None) -> None:
-    """``safetensors.save_file`` through a temporary file and ``os.replace``."""
-    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,6 +52,18 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path | str, 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Path | str, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one."""
+    with _replacing(Path(path)) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path | str, metadata: dict | None = None) -> None:
+    """``safetensors.save_file`` through a temporary file and ``os.replace``."""
+    with _replacing(Path(path)) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
 def split_tree(tree: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
