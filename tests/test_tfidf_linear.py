@@ -101,3 +101,22 @@ def test_dev_calibration_improves_log_loss_without_changing_decisions():
     assert torch.equal(calibrated.argmax(-1), raw.argmax(-1))
     nll = torch.nn.functional.cross_entropy
     assert nll(calibrated, y[140:]) < nll(raw, y[140:])
+
+
+def test_refit_on_train_plus_dev_keeps_dev_metrics_honest(tmp_path, tiny_data):
+    import json
+
+    from conftest import write_config
+    from textsift.cli.main import main
+
+    base = write_config(tmp_path / "c.yaml", {"train": tiny_data["train"], "test": tiny_data["test"]},
+                        model_name="tfidf_linear", model={"C": [0.1, 1.0]}, report={"plots": False})
+    for name, extra in (("plain", []), ("refit", ["train.refit=true"])):
+        assert main(["train", "-c", str(base), "--run-dir", str(tmp_path / name), *extra]) == 0
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    refit = json.loads((tmp_path / "refit" / "metrics.json").read_text())
+    assert plain["dev"] == refit["dev"]  # measured before the refit, on a model that never saw dev
+    a = (tmp_path / "plain" / "model.safetensors").read_bytes()
+    assert a != (tmp_path / "refit" / "model.safetensors").read_bytes()  # the saved model did change
+    cnn = write_config(tmp_path / "d.yaml", tiny_data, model_name="textcnn")
+    assert main(["train", "-c", str(cnn), "--run-dir", str(tmp_path / "cnn"), "train.refit=true"]) == 2

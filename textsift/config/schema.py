@@ -81,6 +81,8 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = cuda, else mps, else cpu.")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: all cores.")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    refit: bool = Field(False, description="One-pass models (tfidf_linear): after choosing settings on dev, fit again on "
+                                           "train + dev. Dev metrics are measured before the refit.")
     checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")
     progress: bool = Field(True, description="Show progress bars.")
 

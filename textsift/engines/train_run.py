@@ -99,7 +99,12 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
                                 f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
         _write_run_json(run_dir, "running", started)
         dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
-        if model.fit_data(train_ids, train_targets, scheme.multi_label, dev=dev_data):
+        one_pass = model.fit_data(train_ids, train_targets, scheme.multi_label, dev=dev_data)
+        if cfg.train.refit and not one_pass:
+            raise TextsiftError(f"train.refit: model '{cfg.model.name}' is trained by gradient steps and cannot be "
+                                "refitted in one pass (only one-pass models such as tfidf_linear can); "
+                                "remove train.refit")
+        if one_pass:
             # Fitted in one pass (e.g. liblinear): nothing to iterate, checkpoint or resume.
             trainer.history = [{"epoch": 1, "step": 0, **{f"dev_{k}": v for k, v in evaluate(model).items()}}]
             trainer.best_epoch = 1
@@ -110,13 +115,18 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         if scheme.multi_label:
             _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device)
             write_json(run_dir / LABELS, scheme.to_dict())
-        _save_weights(model, run_dir)
         metrics = {}
-        for split, examples in (("dev", dev), ("test", test)):
-            if examples:
-                metrics[split] = evaluate_examples(model, scheme, encoder, examples, max_len, eval_bs,
-                                                   trainer.device, run_dir / "reports", split,
-                                                   cfg.report.bad_cases, cfg.report.plots)
+
+        def report(split, examples):
+            metrics[split] = evaluate_examples(model, scheme, encoder, examples, max_len, eval_bs, trainer.device,
+                                               run_dir / "reports", split, cfg.report.bad_cases, cfg.report.plots)
+
+        report("dev", dev)  # before any refit: dev metrics always come from a model that never saw dev
+        if cfg.train.refit:
+            _refit(model, train_ids + dev_data[0], torch.cat([train_targets, dev_data[1]]), scheme, cfg)
+        _save_weights(model, run_dir)
+        if test:
+            report("test", test)
         metrics["best_epoch"], metrics["selection_metric"] = trainer.best_epoch, metric
         metrics["train_seconds"] = round(time.time() - started, 2)
         write_json(run_dir / METRICS, metrics)
@@ -130,6 +140,14 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     finally:
         logging.getLogger("textsift").removeHandler(handler)
         handler.close()
+
+
+def _refit(model, ids, targets, scheme, cfg: Config) -> None:
+    """Fit once more on train + dev with the settings chosen on dev (sklearn's ``refit=True``)."""
+    if not model.refit(ids, targets, scheme.multi_label):
+        raise TextsiftError(f"train.refit: model '{cfg.model.name}' with these parameters cannot be refitted; "
+                            "remove train.refit")
+    log.info("refitted on train + dev (%d examples) with the settings chosen on dev", len(ids))
 
 
 def _model_params(cfg: Config) -> dict:

@@ -59,6 +59,10 @@ class TextModel(nn.Module):
         """
         return False
 
+    def refit(self, ids, targets: torch.Tensor, multi_label: bool) -> bool:
+        """Fit again on more data with the settings ``fit_data`` chose; False when not supported."""
+        return False
+
     def min_length(self) -> int:
         """Shortest sequence the model accepts; shorter batches are right-padded to it."""
         return 1

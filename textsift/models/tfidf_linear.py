@@ -90,10 +90,7 @@ class TfidfLinear(TextModel):
 
         Returns True when the model is fully fitted (no gradient training needed).
         """
-        x = self._count_matrix(ids)
-        df = np.bincount(x.indices, minlength=self.vocab_size)
-        idf = np.log((1 + x.shape[0]) / (1 + df)) + 1.0  # scikit-learn's smooth idf
-        self.idf.copy_(torch.from_numpy(idf).float())
+        x = self._fit_idf(ids)
         if self.params.solver == "sgd":
             return False
         x, y = self._tfidf(x), targets.numpy()
@@ -117,6 +114,21 @@ class TfidfLinear(TextModel):
         logging.getLogger("textsift").info("tfidf_linear: C=%s chosen on dev (score %.4f) among %s",
                                            best[1], best[0], candidates)
         return True
+
+    def refit(self, ids: Sequence[Sequence[int]], targets: torch.Tensor, multi_label: bool) -> bool:
+        """Refit idf and weights on ``ids`` with the C chosen on dev; the dev calibration is kept."""
+        if self.params.solver == "sgd" or not hasattr(self, "chosen_C"):
+            return False
+        x = self._fit_idf(ids)
+        self._set_weights(*self._fit_liblinear(self._tfidf(x), targets.numpy(), multi_label, self.chosen_C))
+        return True
+
+    def _fit_idf(self, ids: Sequence[Sequence[int]]):
+        """Set the idf from ``ids`` (scikit-learn's smooth idf); return their count matrix."""
+        x = self._count_matrix(ids)
+        df = np.bincount(x.indices, minlength=self.vocab_size)
+        self.idf.copy_(torch.from_numpy(np.log((1 + x.shape[0]) / (1 + df)) + 1.0).float())
+        return x
 
     def _count_matrix(self, ids: Sequence[Sequence[int]]):
         from scipy.sparse import csr_matrix
