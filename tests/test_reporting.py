@@ -274,3 +274,13 @@ def test_environment_keys():
     env = environment()
     assert {"python", "torch", "textsift", "platform", "cpu_count"} <= set(env)
     json.dumps(env)
+
+
+def test_global_threshold_maximises_micro_f1():
+    from textsift.reporting.metrics import tune_global_threshold
+
+    y = np.array([[1, 0], [0, 1], [0, 0], [1, 1]])
+    probs = np.array([[0.35, 0.1], [0.2, 0.4], [0.3, 0.05], [0.9, 0.38]])
+    t = tune_global_threshold(y, probs)
+    assert 0.30 < t <= 0.35  # every positive is >= 0.35, the best negative is 0.30
+    assert tune_global_threshold(np.zeros((2, 2)), probs[:2]) == 0.5

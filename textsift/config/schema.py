@@ -81,6 +81,9 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = cuda, else mps, else cpu.")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: all cores.")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    thresholds: Literal["per_label", "global"] = Field(
+        "per_label", description="Multi-label decision thresholds tuned on dev: per label to maximise each "
+                                 "label's F1 (favours macro-F1), or one shared threshold maximising micro-F1.")
     refit: bool = Field(False, description="One-pass models (tfidf_linear): after choosing settings on dev, fit again on "
                                            "train + dev. Dev metrics are measured before the refit.")
     checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")

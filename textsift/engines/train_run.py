@@ -113,7 +113,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
             trainer.load_best()
         model.eval()
         if scheme.multi_label:
-            _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device)
+            _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device, cfg.train.thresholds)
             write_json(run_dir / LABELS, scheme.to_dict())
         metrics = {}
 
@@ -181,13 +181,19 @@ def _write_run_json(run_dir: Path, status: str, started: float) -> None:
                                "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
-def _tune_thresholds(model, scheme, encoder, dev, max_len, batch_size, device) -> None:
-    """Per-label decision thresholds that maximise each label's F1 on dev."""
+def _tune_thresholds(model, scheme, encoder, dev, max_len, batch_size, device, how: str) -> None:
+    """Decision thresholds tuned on dev: per label (each label's F1) or one global (micro-F1)."""
+    import numpy as np
+
     from textsift.engines.evaluation import score
-    from textsift.reporting.metrics import tune_thresholds
+    from textsift.reporting.metrics import tune_global_threshold, tune_thresholds
 
     probs, _ = score(model, scheme, encoder, [ex.text for ex in dev], max_len, batch_size, device)
-    scheme.thresholds = tune_thresholds(scheme.gold([ex.labels for ex in dev]), probs)
+    gold = scheme.gold([ex.labels for ex in dev])
+    if how == "global":
+        scheme.thresholds = np.full(scheme.num_labels, tune_global_threshold(gold, probs))
+    else:
+        scheme.thresholds = tune_thresholds(gold, probs)
     log.info("tuned %d per-label thresholds on dev (mean %.2f)", scheme.num_labels, scheme.thresholds.mean())
 
 
