@@ -62,14 +62,17 @@ def test_sgd_solver_leaves_training_to_the_trainer():
     assert model.idf[1] > model.idf[2]  # id 2 occurs in both texts, id 1 in one
 
 
-def test_C_candidates_are_chosen_on_dev():
-    rows = make_texts(120, seed=5)
-    texts = [r["text"] for r in rows]
+def _labelled(n: int, seed: int):
+    """Encoded synthetic 3-topic texts: ids, vocab, label names, targets."""
+    rows = make_texts(n, seed=seed)
     names = sorted({r["label"] for r in rows})
-    y = torch.tensor([names.index(r["label"]) for r in rows])
-    ids, vocab = _encode(texts)
-    # dev labels flipped for one class: the weakest regularisation fits train best but dev worst is not
-    # knowable in advance, so check the choice is the argmax of the dev score over candidates.
+    ids, vocab = _encode([r["text"] for r in rows])
+    return ids, vocab, names, torch.tensor([names.index(r["label"]) for r in rows])
+
+
+def test_C_candidates_are_chosen_on_dev():
+    ids, vocab, names, y = _labelled(120, seed=5)
+    # Which C wins on dev is not knowable in advance: check the choice is the argmax of the dev score.
     model = build_model("tfidf_linear", {"C": [0.001, 10.0]}, len(vocab), len(names))
     model.fit_data(ids[:80], y[:80], multi_label=False, dev=(ids[80:], y[80:]))
     scores = {}
@@ -85,11 +88,7 @@ def test_C_candidates_are_chosen_on_dev():
 
 
 def test_dev_calibration_improves_log_loss_without_changing_decisions():
-    rows = make_texts(200, seed=6)
-    texts = [r["text"] for r in rows]
-    names = sorted({r["label"] for r in rows})
-    y = torch.tensor([names.index(r["label"]) for r in rows])
-    ids, vocab = _encode(texts)
+    ids, vocab, names, y = _labelled(200, seed=6)
     model = build_model("tfidf_linear", {"C": 1.0}, len(vocab), len(names))
     model.fit_data(ids[:140], y[:140], multi_label=False, dev=(ids[140:], y[140:]))
     assert model.logit_scale.item() != 1.0
