@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import torch
 import yaml
@@ -51,15 +53,43 @@ def default_metric(cfg: Config, multi_label: bool) -> str:
     return cfg.train.early_stopping.metric or ("micro_f1" if multi_label else "accuracy")
 
 
+@dataclass
+class _Run:
+    """Everything one training run assembles, passed between its phases."""
+
+    cfg: Config
+    run_dir: Path
+    task: str
+    train: list
+    dev: list
+    test: Optional[list]
+    scheme: Any
+    encoder: Any
+    model: Any
+    trainer: Any
+    train_ids: list
+    train_targets: torch.Tensor
+    dev_data: tuple
+    metric: str
+
+    def evaluate(self, model, split: Optional[str] = None, examples=None) -> dict:
+        """Dev metrics (``split=None``), or metrics plus report files for ``split``."""
+        from textsift.engines.evaluation import evaluate_examples
+
+        cfg = self.cfg
+        bs = cfg.train.eval_batch_size or 4 * cfg.train.batch_size
+        if split is None:
+            return evaluate_examples(model, self.scheme, self.encoder, self.dev, cfg.train.max_length, bs,
+                                     self.trainer.device)
+        return evaluate_examples(model, self.scheme, self.encoder, examples, cfg.train.max_length, bs,
+                                 self.trainer.device, self.run_dir / "reports", split, cfg.report.bad_cases,
+                                 cfg.report.plots)
+
+
 def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     """Train a model as configured and write a complete run directory. Returns ``metrics.json``'s content."""
-    from textsift.data.labels import LabelScheme
-    from textsift.engines.evaluation import evaluate_examples
     from textsift.engines.logging_utils import attach_log_file
-    from textsift.engines.trainer import Trainer, seed_everything
-    from textsift.losses import build_loss
-    from textsift.models import build_model
-    from textsift.tokenizers import TextEncoder
+    from textsift.engines.trainer import seed_everything
 
     run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
     handler = attach_log_file(run_dir / "train.log")
@@ -68,78 +98,93 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
-        task, train, dev, test = load_datasets(cfg)
-        scheme = LabelScheme.from_examples(task, train)
-        encoder = TextEncoder.fit(cfg.tokenizer, (ex.text for ex in train))
-        resolved = cfg.model_copy(update={"task": task})
-        model = build_model(cfg.model.name, _model_params(cfg), encoder.vocab_size, scheme.num_labels,
-                            encoder.pad_id)
-        if not resume:
-            _write_static_files(run_dir, resolved, scheme, encoder, model, len(train), len(dev))
-        log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters",
-                 task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
-                 len(encoder.vocab), cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}")
-        train_targets = scheme.targets([ex.labels for ex in train])
-        loss_params = cfg.loss.model_dump(exclude={"name"})
-        loss_fn = build_loss(cfg.loss.name or scheme.default_loss, loss_params, scheme.num_labels, train_targets)
-        metric = default_metric(cfg, scheme.multi_label)
-        eval_bs = cfg.train.eval_batch_size or 4 * cfg.train.batch_size
-        max_len = cfg.train.max_length
-
-        def evaluate(m):
-            return evaluate_examples(m, scheme, encoder, dev, max_len, eval_bs, trainer.device)
-
-        train_ids = encoder.encode_batch([ex.text for ex in train], max_len)
-        trainer = Trainer(model, loss_fn, train_ids, train_targets,
-                          cfg.train, evaluate, metric, run_dir, encoder.pad_id,
-                          on_best=lambda m: _save_weights(m, run_dir), tensorboard=cfg.report.tensorboard)
-        known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
-        if metric not in known:
-            raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
-                                f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
+        run = _assemble(cfg, run_dir, resume)
         _write_run_json(run_dir, "running", started)
-        dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
-        one_pass = model.fit_data(train_ids, train_targets, scheme.multi_label, dev=dev_data)
-        if cfg.train.refit and not one_pass:
-            raise TextsiftError(f"train.refit: model '{cfg.model.name}' is trained by gradient steps and cannot be "
-                                "refitted in one pass (only one-pass models such as tfidf_linear can); "
-                                "remove train.refit")
-        if one_pass:
-            # Fitted in one pass (e.g. liblinear): nothing to iterate, checkpoint or resume.
-            trainer.history = [{"epoch": 1, "step": 0, **{f"dev_{k}": v for k, v in evaluate(model).items()}}]
-            trainer.best_epoch = 1
-        else:
-            trainer.fit(resume=resume)
-            trainer.load_best()
-        model.eval()
-        if scheme.multi_label:
-            _tune_thresholds(model, scheme, encoder, dev, max_len, eval_bs, trainer.device, cfg.train.thresholds)
-            write_json(run_dir / LABELS, scheme.to_dict())
-        metrics = {}
-
-        def report(split, examples):
-            metrics[split] = evaluate_examples(model, scheme, encoder, examples, max_len, eval_bs, trainer.device,
-                                               run_dir / "reports", split, cfg.report.bad_cases, cfg.report.plots)
-
-        report("dev", dev)  # before any refit: dev metrics always come from a model that never saw dev
-        if cfg.train.refit:
-            _refit(model, train_ids + dev_data[0], torch.cat([train_targets, dev_data[1]]), scheme, cfg)
-        _save_weights(model, run_dir)
-        if test:
-            report("test", test)
-        metrics["best_epoch"], metrics["selection_metric"] = trainer.best_epoch, metric
-        metrics["train_seconds"] = round(time.time() - started, 2)
-        write_json(run_dir / METRICS, metrics)
-        write_json(run_dir / "history.json", trainer.history)
-        if cfg.report.plots:
-            from textsift.reporting.plots import plot_training_curves
-            plot_training_curves(trainer.history, run_dir / "curves.png")
-        _write_model_card(run_dir, resolved, scheme, model, metrics, (train, dev, test))
+        _fit(run, resume)
+        metrics = _finish(run, started)
         _write_run_json(run_dir, "finished", started)
         return metrics
     finally:
         logging.getLogger("textsift").removeHandler(handler)
         handler.close()
+
+
+def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
+    """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
+    from textsift.data.labels import LabelScheme
+    from textsift.engines.trainer import Trainer
+    from textsift.losses import build_loss
+    from textsift.models import build_model
+    from textsift.tokenizers import TextEncoder
+
+    task, train, dev, test = load_datasets(cfg)
+    scheme = LabelScheme.from_examples(task, train)
+    metric = default_metric(cfg, scheme.multi_label)
+    known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
+    if metric not in known:
+        raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
+                            f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
+    encoder = TextEncoder.fit(cfg.tokenizer, (ex.text for ex in train))
+    model = build_model(cfg.model.name, _model_params(cfg), encoder.vocab_size, scheme.num_labels, encoder.pad_id)
+    resolved = cfg.model_copy(update={"task": task})
+    if not resume:
+        _write_static_files(run_dir, resolved, scheme, encoder, model)
+    log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters",
+             task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
+             len(encoder.vocab), cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}")
+    max_len = cfg.train.max_length
+    train_ids = encoder.encode_batch([ex.text for ex in train], max_len)
+    train_targets = scheme.targets([ex.labels for ex in train])
+    dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
+    loss_fn = build_loss(cfg.loss.name or scheme.default_loss, cfg.loss.model_dump(exclude={"name"}),
+                         scheme.num_labels, train_targets)
+    run = _Run(resolved, run_dir, task, train, dev, test, scheme, encoder, model, None, train_ids, train_targets,
+               dev_data, metric)
+    run.trainer = Trainer(model, loss_fn, train_ids, train_targets, cfg.train, run.evaluate, metric, run_dir,
+                          encoder.pad_id, on_best=lambda m: _save_weights(m, run_dir),
+                          tensorboard=cfg.report.tensorboard)
+    return run
+
+
+def _fit(run: _Run, resume: bool) -> None:
+    """One-pass fit (e.g. liblinear) or the gradient loop; then multi-label thresholds on dev."""
+    cfg, model, trainer = run.cfg, run.model, run.trainer
+    one_pass = model.fit_data(run.train_ids, run.train_targets, run.scheme.multi_label, dev=run.dev_data)
+    if cfg.train.refit and not one_pass:
+        raise TextsiftError(f"train.refit: model '{cfg.model.name}' is trained by gradient steps and cannot be "
+                            "refitted in one pass (only one-pass models such as tfidf_linear can); "
+                            "remove train.refit")
+    if one_pass:  # nothing to iterate, checkpoint or resume
+        trainer.history = [{"epoch": 1, "step": 0, **{f"dev_{k}": v for k, v in run.evaluate(model).items()}}]
+        trainer.best_epoch = 1
+    else:
+        trainer.fit(resume=resume)
+        trainer.load_best()
+    model.eval()
+    if run.scheme.multi_label:
+        _tune_thresholds(run)
+        write_json(run.run_dir / LABELS, run.scheme.to_dict())
+
+
+def _finish(run: _Run, started: float) -> dict:
+    """Reports, optional refit, final weights, metrics.json, history, curves and the model card."""
+    cfg, run_dir = run.cfg, run.run_dir
+    metrics = {"dev": run.evaluate(run.model, "dev", run.dev)}  # before any refit: a model that never saw dev
+    if cfg.train.refit:
+        _refit(run.model, run.train_ids + run.dev_data[0], torch.cat([run.train_targets, run.dev_data[1]]),
+               run.scheme, cfg)
+    _save_weights(run.model, run_dir)
+    if run.test:
+        metrics["test"] = run.evaluate(run.model, "test", run.test)
+    metrics["best_epoch"], metrics["selection_metric"] = run.trainer.best_epoch, run.metric
+    metrics["train_seconds"] = round(time.time() - started, 2)
+    write_json(run_dir / METRICS, metrics)
+    write_json(run_dir / "history.json", run.trainer.history)
+    if cfg.report.plots:
+        from textsift.reporting.plots import plot_training_curves
+        plot_training_curves(run.trainer.history, run_dir / "curves.png")
+    _write_model_card(run_dir, cfg, run.scheme, run.model, metrics, (run.train, run.dev, run.test))
+    return metrics
 
 
 def _refit(model, ids, targets, scheme, cfg: Config) -> None:
@@ -160,7 +205,7 @@ def _save_weights(model, run_dir: Path) -> None:
     atomic_save_safetensors(model.state_dict(), run_dir / MODEL_FILE, metadata={"format": "pt"})
 
 
-def _write_static_files(run_dir, cfg, scheme, encoder, model, n_train, n_dev) -> None:
+def _write_static_files(run_dir, cfg, scheme, encoder, model) -> None:
     """Files that describe the run and never change during training (written before it starts)."""
     from textsift.engines.checkpoint import atomic_write
 
@@ -181,20 +226,22 @@ def _write_run_json(run_dir: Path, status: str, started: float) -> None:
                                "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
-def _tune_thresholds(model, scheme, encoder, dev, max_len, batch_size, device, how: str) -> None:
+def _tune_thresholds(run: _Run) -> None:
     """Decision thresholds tuned on dev: per label (each label's F1) or one global (micro-F1)."""
     import numpy as np
 
     from textsift.engines.evaluation import score
     from textsift.reporting.metrics import tune_global_threshold, tune_thresholds
 
-    probs, _ = score(model, scheme, encoder, [ex.text for ex in dev], max_len, batch_size, device)
-    gold = scheme.gold([ex.labels for ex in dev])
-    if how == "global":
+    cfg, scheme = run.cfg, run.scheme
+    probs, _ = score(run.model, scheme, run.encoder, [ex.text for ex in run.dev], cfg.train.max_length,
+                     cfg.train.eval_batch_size or 4 * cfg.train.batch_size, run.trainer.device)
+    gold = scheme.gold([ex.labels for ex in run.dev])
+    if cfg.train.thresholds == "global":
         scheme.thresholds = np.full(scheme.num_labels, tune_global_threshold(gold, probs))
     else:
         scheme.thresholds = tune_thresholds(gold, probs)
-    log.info("tuned %d per-label thresholds on dev (mean %.2f)", scheme.num_labels, scheme.thresholds.mean())
+    log.info("tuned %s thresholds on dev (mean %.2f)", cfg.train.thresholds, scheme.thresholds.mean())
 
 
 def _write_model_card(run_dir, cfg, scheme, model, metrics, splits) -> None:
