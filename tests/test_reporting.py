@@ -284,3 +284,13 @@ def test_global_threshold_maximises_micro_f1():
     t = tune_global_threshold(y, probs)
     assert 0.30 < t <= 0.35  # every positive is >= 0.35, the best negative is 0.30
     assert tune_global_threshold(np.zeros((2, 2)), probs[:2]) == 0.5
+
+
+def test_bad_case_csv_does_not_let_texts_run_as_formulas(tmp_path):
+    texts = ["=HYPERLINK(\"http://x\")", "normal text"]
+    write_split_reports(tmp_path, "dev", texts, np.array([0, 0]), np.array([1, 1]),
+                        np.array([[0.2, 0.8], [0.3, 0.7]]), ["a", "b"], False, 10, False)
+    rows = list(csv.DictReader((tmp_path / "dev_badcases.csv").open(encoding="utf-8-sig")))
+    assert rows[0]["text"] == "'=HYPERLINK(\"http://x\")" and rows[1]["text"] == "normal text"
+    raw = [json.loads(line) for line in (tmp_path / "dev_badcases.jsonl").read_text().splitlines()]
+    assert raw[0]["text"] == texts[0]  # the JSON Lines copy is untouched

@@ -51,11 +51,15 @@ def _multi_bad_cases(texts, y_true, y_pred, probs, labels) -> list[dict]:
 
 
 def _csv_cell(value) -> str | int | float:
-    """Lists and dicts flattened for a spreadsheet: ``a|b`` and ``a=0.91|b=0.2``."""
+    """Lists and dicts flattened for a spreadsheet: ``a|b`` and ``a=0.91|b=0.2``. A text that a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) gets a leading ``'``, as OWASP
+    advises for CSV export; the ``.jsonl`` file keeps every text unchanged."""
     if isinstance(value, list):
-        return "|".join(value)
-    if isinstance(value, dict):
-        return "|".join(f"{k}={v}" for k, v in value.items())
+        value = "|".join(value)
+    elif isinstance(value, dict):
+        value = "|".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
     return value
 
 
