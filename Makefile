@@ -17,14 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Train on THUCNews titles, evaluate on its test split, predict a few sentences.
+# Train on THUCNews titles, evaluate on its test split, predict a few sentences. Each demo run gets a
+# new directory, so an earlier run is never overwritten.
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: setup
-	@rm -rf runs/demo
-	$(BIN)/textsift train -c thucnews_title --run-dir runs/demo train.progress=false
-	$(BIN)/textsift evaluate runs/demo --data $(TEXTSIFT_DATA)/thucnews_title/test.jsonl
-	printf '%s\n' "国足客场两球不敌日本队，出线形势严峻" "央行宣布下调存款准备金率0.5个百分点" \
-	  "新款游戏主机发布，首批玩家排队抢购" "北京朝阳区新楼盘开盘均价每平米6万" > runs/demo-input.txt
-	$(BIN)/textsift predict runs/demo --input runs/demo-input.txt --output - --top-k 2
+	$(BIN)/textsift train -c thucnews_title --run-dir $(DEMO_RUN) train.progress=false
+	$(BIN)/textsift evaluate $(DEMO_RUN) --data $(TEXTSIFT_DATA)/thucnews_title/test.jsonl
+	$(BIN)/textsift predict $(DEMO_RUN) --top-k 2 \
+	  --text "国足客场两球不敌日本队，出线形势严峻" --text "央行宣布下调存款准备金率0.5个百分点" \
+	  --text "新款游戏主机发布，首批玩家排队抢购" --text "北京朝阳区新楼盘开盘均价每平米6万"
 
 test: setup
 	$(BIN)/python -m pytest -q
