@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,9 +29,6 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
-
-test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
