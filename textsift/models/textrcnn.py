@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from textsift.models.base import ClassifierHead, ModelOutput, ModelParams, TextModel, masked_max
-from textsift.models.textrnn import RNN_CELLS, init_lstm_forget_bias, run_rnn
+from textsift.models.base import ClassifierHead, ModelOutput, ModelParams, masked_max
+from textsift.models.textrnn import RNN_CELLS, RecurrentModel, run_rnn
 from textsift.registry import MODELS
 
 
@@ -21,7 +21,7 @@ class TextRCNNParams(ModelParams):
 
 
 @MODELS.register("textrcnn", params=TextRCNNParams)
-class TextRCNN(TextModel):
+class TextRCNN(RecurrentModel):
     """TextRCNN (Lai et al. 2015): BiRNN left/right context around each word, tanh layer, max pooling.
 
     As in the paper, word i is represented by ``[c_l(i); e(i); c_r(i)]`` where the left context is the forward
@@ -36,11 +36,6 @@ class TextRCNN(TextModel):
             bidirectional=True, batch_first=True)
         self.projection = nn.Linear(2 * params.hidden_size + params.embedding_dim, params.projection_dim)
         self.head = ClassifierHead(params.projection_dim, num_labels, params.dropout)
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        if self.params.init != "default":
-            init_lstm_forget_bias(self.rnn)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         x = self.embedding(input_ids)  # (batch, seq, emb)

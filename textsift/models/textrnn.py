@@ -53,6 +53,15 @@ def init_lstm_forget_bias(rnn: nn.Module) -> None:
                     p[rnn.hidden_size:2 * rnn.hidden_size].fill_(1.0)
 
 
+class RecurrentModel(TextModel):
+    """Base of models with an ``self.rnn``: after the generic init, LSTM forget-gate biases start at 1."""
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.params.init != "default":
+            init_lstm_forget_bias(self.rnn)
+
+
 class AttentionPooling(nn.Module):
     """Zhou et al. 2016: ``alpha = softmax(w . tanh(H))`` over real tokens, ``r = tanh(sum_t alpha_t H_t)``."""
 
@@ -77,7 +86,7 @@ class TextRNNParams(ModelParams):
 
 
 @MODELS.register("textrnn", params=TextRNNParams)
-class TextRNN(TextModel):
+class TextRNN(RecurrentModel):
     """TextRNN (Liu et al. 2016): (bi)LSTM/GRU with last/mean/max/attention pooling."""
 
     def __init__(self, params: TextRNNParams, vocab_size: int, num_labels: int, pad_id: int = 0):
@@ -89,11 +98,6 @@ class TextRNN(TextModel):
         features = params.hidden_size * (2 if params.bidirectional else 1)
         self.attention = AttentionPooling(features) if params.pooling == "attention" else None
         self.head = ClassifierHead(features, num_labels, params.dropout)
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        if self.params.init != "default":
-            init_lstm_forget_bias(self.rnn)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         x = self.embedding(input_ids)  # (batch, seq, emb)
