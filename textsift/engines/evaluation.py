@@ -12,10 +12,16 @@ from textsift.engines.batching import predict_logits
 def score(model, scheme, encoder, texts: Sequence[str], max_length: int, batch_size: int,
           device="cpu") -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``(n, num_labels)`` and decisions for ``texts``."""
+    return score_encoded(model, scheme, encoder.encode_batch(list(texts), max_length), batch_size,
+                         encoder.pad_id, device)
+
+
+def score_encoded(model, scheme, encoded: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+                  device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``score`` for texts that are already encoded (the trainer encodes dev once, not every epoch)."""
     import torch
 
-    encoded = encoder.encode_batch(list(texts), max_length)
-    logits = predict_logits(model, encoded, batch_size, encoder.pad_id, device)
+    logits = predict_logits(model, encoded, batch_size, pad_id, device)
     probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
     return probs, scheme.decide(probs)
 
@@ -30,10 +36,14 @@ def split_metrics(scheme, gold: np.ndarray, pred: np.ndarray) -> dict:
 
 def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_size: int, device="cpu",
                       report_dir: Path | None = None, split: str = "eval", bad_cases: int = 500,
-                      plots: bool = True) -> dict:
-    """Metrics for labelled examples; with ``report_dir``, also the report, confusion matrix and bad cases."""
+                      plots: bool = True, encoded: Sequence[Sequence[int]] | None = None) -> dict:
+    """Metrics for labelled examples; with ``report_dir``, also the report, confusion matrix and bad cases.
+    ``encoded`` (the examples' ids) skips encoding them again."""
     texts = [ex.text for ex in examples]
-    probs, pred = score(model, scheme, encoder, texts, max_length, batch_size, device)
+    if encoded is None:
+        probs, pred = score(model, scheme, encoder, texts, max_length, batch_size, device)
+    else:
+        probs, pred = score_encoded(model, scheme, encoded, batch_size, encoder.pad_id, device)
     gold = scheme.gold([ex.labels for ex in examples])
     if report_dir is None:
         return split_metrics(scheme, gold, pred)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import yaml
 
 from textsift import __version__
 from textsift.config.load import to_yaml
@@ -72,18 +71,21 @@ class _Run:
     dev_data: tuple
     metric: str
 
+    @property
+    def eval_batch_size(self) -> int:
+        return self.cfg.train.eval_batch_size or 4 * self.cfg.train.batch_size
+
     def evaluate(self, model, split: Optional[str] = None, examples=None) -> dict:
         """Dev metrics (``split=None``), or metrics plus report files for ``split``."""
         from textsift.engines.evaluation import evaluate_examples
 
         cfg = self.cfg
-        bs = cfg.train.eval_batch_size or 4 * cfg.train.batch_size
         if split is None:
-            return evaluate_examples(model, self.scheme, self.encoder, self.dev, cfg.train.max_length, bs,
-                                     self.trainer.device)
-        return evaluate_examples(model, self.scheme, self.encoder, examples, cfg.train.max_length, bs,
-                                 self.trainer.device, self.run_dir / "reports", split, cfg.report.bad_cases,
-                                 cfg.report.plots)
+            return evaluate_examples(model, self.scheme, self.encoder, self.dev, cfg.train.max_length,
+                                     self.eval_batch_size, self.trainer.device, encoded=self.dev_data[0])
+        return evaluate_examples(model, self.scheme, self.encoder, examples, cfg.train.max_length,
+                                 self.eval_batch_size, self.trainer.device, self.run_dir / "reports", split,
+                                 cfg.report.bad_cases, cfg.report.plots)
 
 
 def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
@@ -230,12 +232,12 @@ def _tune_thresholds(run: _Run) -> None:
     """Decision thresholds tuned on dev: per label (each label's F1) or one global (micro-F1)."""
     import numpy as np
 
-    from textsift.engines.evaluation import score
+    from textsift.engines.evaluation import score_encoded
     from textsift.reporting.metrics import tune_global_threshold, tune_thresholds
 
     cfg, scheme = run.cfg, run.scheme
-    probs, _ = score(run.model, scheme, run.encoder, [ex.text for ex in run.dev], cfg.train.max_length,
-                     cfg.train.eval_batch_size or 4 * cfg.train.batch_size, run.trainer.device)
+    probs, _ = score_encoded(run.model, scheme, run.dev_data[0], run.eval_batch_size, run.encoder.pad_id,
+                             run.trainer.device)
     gold = scheme.gold([ex.labels for ex in run.dev])
     if cfg.train.thresholds == "global":
         scheme.thresholds = np.full(scheme.num_labels, tune_global_threshold(gold, probs))

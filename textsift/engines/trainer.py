@@ -132,7 +132,8 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum_steps)
         self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch * cfg.epochs) for o in self.optimizers]
-        self._dense = [p for p in model.parameters() if id(p) not in {id(q) for q in sparse_parameters(model)}]
+        sparse_ids = {id(p) for p in sparse_parameters(model)}
+        self._dense = [p for p in model.parameters() if id(p) not in sparse_ids]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
         # Progress through training; everything here goes into checkpoints.
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
