@@ -5,7 +5,8 @@ Layout::
     config.yaml          resolved config (every default filled in)
     run.json             status (running / finished), versions, timings
     labels.json          task, label order, decision thresholds
-    tokenizer.json       tokenizer settings + vocabulary
+    tokenizer.json       tokenizer settings + vocabulary (or, for `hf` models, truncation settings)
+    hf/                  `hf` models only: the Hugging Face tokenizer files and the encoder's config.json
     model.json           model name, parameters, sizes
     model.safetensors    best weights (safetensors only, never pickle)
     metrics.json         {"dev": {...}, "test": {...}}
@@ -26,6 +27,7 @@ from textsift.errors import TextsiftError
 
 MODEL_FILE, MODEL_JSON, LABELS, TOKENIZER, CONFIG, METRICS, RUN = (
     "model.safetensors", "model.json", "labels.json", "tokenizer.json", "config.yaml", "metrics.json", "run.json")
+ASSETS = "hf"  # folder of a pretrained encoder's own files (tokenizer, config.json)
 
 
 def default_run_dir(model_name: str) -> Path:
@@ -87,19 +89,29 @@ def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
 
     from textsift.config.schema import Config
     from textsift.data.labels import LabelScheme
+    from textsift.engines.batching import resolve_precision
     from textsift.models import build_model
-    from textsift.tokenizers import TextEncoder
+    from textsift.tokenizers import load_encoder
 
     run_dir = check_run_dir(run_dir)
     config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
     scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
-    encoder = TextEncoder.load(run_dir / TOKENIZER)
+    encoder = load_encoder(run_dir / TOKENIZER)
     meta = read_json(run_dir / MODEL_JSON)
-    model = build_model(meta["name"], meta["params"], meta["vocab_size"], meta["num_labels"], meta["pad_id"])
+    params = dict(meta["params"])
+    if meta.get("assets"):  # rebuild the pretrained encoder from the run's own config.json, offline
+        folder = run_dir / meta["assets"]
+        if not (folder / "config.json").is_file():
+            raise TextsiftError(f"{folder}/config.json: missing; the run directory is incomplete "
+                                "(copy the whole run directory)")
+        params["pretrained"] = str(folder)
+    model = build_model(meta["name"], params, meta["vocab_size"], meta["num_labels"], meta["pad_id"],
+                        pretrained_weights=False)
     try:
         model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
     except Exception as e:  # a corrupt or mismatched file must not crash with a traceback
         raise TextsiftError(f"{run_dir / MODEL_FILE}: cannot load weights ({str(e).splitlines()[0]}); "
                             "the file is damaged or belongs to another model") from None
     model.to(device).eval()
+    model.amp_dtype = resolve_precision(config.train.precision, model, device)
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)

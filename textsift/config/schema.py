@@ -77,7 +77,14 @@ class TrainConfig(Section):
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping; null = off.")
     grad_accum_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     seed: int = Field(42, description="Seeds initialisation, shuffling, dropout and the dev split.")
-    max_length: int = Field(128, ge=1, description="Tokens kept per text (head truncation).")
+    max_length: int = Field(128, ge=1, description="Tokens kept per text (head truncation; `hf` models: see "
+                                                   "model.truncation and model.chunk_size).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast precision of forward passes. auto = bf16 for pretrained encoders (`hf`) "
+                            "on CPUs with AVX-512 BF16 or GPUs with bf16, else fp32. fp16 needs a CUDA GPU.")
+    bucket_by_length: Optional[bool] = Field(
+        None, description="Batch texts of similar length together (shuffled pools of 50 batches; less padding). "
+                          "Default: on for `hf` models, off otherwise.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = cuda, else mps, else cpu.")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: all cores.")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)

@@ -114,11 +114,13 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
 def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
     """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
     from textsift.data.labels import LabelScheme
-    from textsift.engines.trainer import Trainer
+    from textsift.engines.batching import resolve_precision
+    from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
     from textsift.models import build_model
-    from textsift.tokenizers import TextEncoder
+    from textsift.tokenizers import build_encoder
 
+    device = resolve_device(cfg.train.device)
     task, train, dev, test = load_datasets(cfg)
     scheme = LabelScheme.from_examples(task, train)
     metric = default_metric(cfg, scheme.multi_label)
@@ -126,14 +128,23 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
     if metric not in known:
         raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                             f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
-    encoder = TextEncoder.fit(cfg.tokenizer, (ex.text for ex in train))
-    model = build_model(cfg.model.name, _model_params(cfg), encoder.vocab_size, scheme.num_labels, encoder.pad_id)
+    encoder = build_encoder(cfg, (ex.text for ex in train))
+    params = _model_params(cfg)
+    model = build_model(cfg.model.name, params, encoder.vocab_size, scheme.num_labels, encoder.pad_id)
+    model.check_max_length(cfg.train.max_length)
+    extra = {}
+    if params.get("vectors"):
+        extra["vectors_coverage"] = _load_vectors(model, encoder, params, [ex.text for ex in train])
+    if params.get("freeze_embeddings") and hasattr(model, "embedding"):
+        model.embedding.weight.requires_grad_(False)
+    model.amp_dtype = resolve_precision(cfg.train.precision, model, device)
     resolved = cfg.model_copy(update={"task": task})
     if not resume:
-        _write_static_files(run_dir, resolved, scheme, encoder, model)
-    log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters",
-             task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
-             len(encoder.vocab), cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}")
+        _write_static_files(run_dir, resolved, scheme, encoder, model, extra)
+    log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters, "
+             "precision %s", task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
+             encoder.vocab_size, cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}",
+             _precision_name(model.amp_dtype))
     max_len = cfg.train.max_length
     train_ids = encoder.encode_batch([ex.text for ex in train], max_len)
     train_targets = scheme.targets([ex.labels for ex in train])
@@ -198,7 +209,43 @@ def _refit(model, ids, targets, scheme, cfg: Config) -> None:
 
 
 def _model_params(cfg: Config) -> dict:
-    return {k: v for k, v in cfg.model.model_dump().items() if k != "name"}
+    """The model's parameters; with pretrained ``vectors``, ``embedding_dim`` defaults to their size."""
+    params = {k: v for k, v in cfg.model.model_dump().items() if k != "name"}
+    if params.get("vectors"):
+        from textsift.models.vectors import vectors_dim
+
+        dim = vectors_dim(params["vectors"], params.get("vectors_format", "auto"))
+        given = params.get("embedding_dim")
+        if given is not None and given != dim:
+            raise TextsiftError(f"model.embedding_dim: {given} does not match the {dim}-dimensional vectors in "
+                                f"{params['vectors']}; set model.embedding_dim={dim} or leave it out")
+        params["embedding_dim"] = dim
+    return params
+
+
+def _load_vectors(model, encoder, params: dict, texts: list[str]) -> dict:
+    """Copy pretrained vectors into the model's embedding rows; log and return the coverage report."""
+    from collections import Counter
+
+    from textsift.models.vectors import apply_vectors
+
+    embedding = getattr(model, "embedding", None)
+    vocab = getattr(encoder, "vocab", None)
+    if embedding is None or not hasattr(encoder, "tokenizer") or not hasattr(vocab, "tokens"):
+        raise TextsiftError(f"model.vectors: model '{type(model).__name__}' has no token embedding layer to load "
+                            "word vectors into; use them with textcnn, textrnn, textrcnn, dpcnn, fasttext or "
+                            "transformer")
+    counts = Counter(tok for text in texts for tok in encoder.tokenizer.tokenize(text))
+    report = apply_vectors(embedding.weight, vocab, params["vectors"], params.get("vectors_format", "auto"),
+                           token_counts=counts)
+    log.info("vectors %s: %d of %d vocabulary tokens found (%.1f%%), %.1f%% of training tokens covered",
+             params["vectors"], report["vocab_found"], report["vocab_size"], 100 * report["vocab_coverage"],
+             100 * report.get("token_coverage", 0.0))
+    return report
+
+
+def _precision_name(dtype) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, str(dtype))
 
 
 def _save_weights(model, run_dir: Path) -> None:
@@ -207,17 +254,21 @@ def _save_weights(model, run_dir: Path) -> None:
     atomic_save_safetensors(model.state_dict(), run_dir / MODEL_FILE, metadata={"format": "pt"})
 
 
-def _write_static_files(run_dir, cfg, scheme, encoder, model) -> None:
+def _write_static_files(run_dir, cfg, scheme, encoder, model, extra: dict) -> None:
     """Files that describe the run and never change during training (written before it starts)."""
     from textsift.engines.checkpoint import atomic_write
+    from textsift.rundir import ASSETS
 
     atomic_write(run_dir / CONFIG, to_yaml(cfg))
     write_json(run_dir / LABELS, scheme.to_dict())
     encoder.save(run_dir / TOKENIZER)
-    params = model.params.model_dump(mode="json")
-    write_json(run_dir / MODEL_JSON, {"name": cfg.model.name, "params": params, "vocab_size": encoder.vocab_size,
-                                      "num_labels": scheme.num_labels, "pad_id": encoder.pad_id,
-                                      "parameters": sum(p.numel() for p in model.parameters())})
+    meta = {"name": cfg.model.name, "params": model.params.model_dump(mode="json"),
+            "vocab_size": encoder.vocab_size, "num_labels": scheme.num_labels, "pad_id": encoder.pad_id,
+            "parameters": sum(p.numel() for p in model.parameters()), **extra}
+    if model.pretrained_tokenizer:  # the encoder's config.json sits next to its tokenizer files
+        model.save_assets(run_dir / ASSETS)
+        meta["assets"] = ASSETS
+    write_json(run_dir / MODEL_JSON, meta)
 
 
 def _write_run_json(run_dir: Path, status: str, started: float) -> None:

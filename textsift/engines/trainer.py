@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from textsift.config.schema import TrainConfig
-from textsift.engines.batching import epoch_order, pad_batch
+from textsift.engines.batching import autocast, epoch_batches, pad_batch
 from textsift.engines.checkpoint import CheckpointDir
 from textsift.errors import TextsiftError
 from textsift.tricks.base import Trick
@@ -38,20 +38,32 @@ def sparse_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """The configured optimizer for dense parameters (no weight decay on biases and norm weights),
-    plus ``SparseAdam`` for sparse embedding tables under adam/adamw: updating only the touched rows
-    is what makes million-row n-gram tables fast (fastText does the same with sparse SGD)."""
+    """The configured optimizer for dense parameters, plus ``SparseAdam`` for sparse embedding tables
+    under adam/adamw: updating only the touched rows is what makes million-row n-gram tables fast
+    (fastText does the same with sparse SGD).
+
+    Dense parameters come in the model's ``param_groups`` (one learning rate each, e.g. layer-wise
+    decay), each split in two: weight matrices with ``weight_decay``, biases and norm weights (1-d)
+    without. Parameters frozen for good (``requires_grad=False`` now) are left out; ones a model
+    freezes only for some epochs stay in and are skipped while they have no gradient."""
     sparse = sparse_parameters(model)
-    sparse_ids = {id(p) for p in sparse}
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
-    decay = [p for p in dense if p.dim() >= 2]
-    no_decay = [p for p in dense if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    skip = {id(p) for p in sparse}
+    groups = []
+    for group in model.param_groups(cfg.lr):
+        dense = [p for p in group["params"] if p.requires_grad and id(p) not in skip]
+        skip.update(id(p) for p in dense)
+        groups += [{"params": [p for p in dense if p.dim() >= 2], "weight_decay": cfg.weight_decay, "lr": group["lr"]},
+                   {"params": [p for p in dense if p.dim() < 2], "weight_decay": 0.0, "lr": group["lr"]}]
+    groups = [g for g in groups if g["params"]] or [{"params": [], "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":  # SGD handles sparse gradients itself
         return [torch.optim.SGD(groups + ([{"params": sparse, "weight_decay": 0.0}] if sparse else []),
                                 lr=cfg.lr, momentum=cfg.momentum)]
     dense_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizers = [dense_cls(groups, lr=cfg.lr)]
+    # The fused kernel updates all tensors in one pass: ~4x faster steps than the default for-each
+    # implementation on CPU (a 22M-parameter encoder: 65 vs 270 ms per step here).
+    params = [p for g in groups for p in g["params"]]
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    optimizers = [dense_cls(groups, lr=cfg.lr, fused=fused or None)]
     if sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
     return optimizers
@@ -129,6 +141,11 @@ class Trainer:
         self.model.to(self.device)
         self.loss_fn.to(self.device)
         self.optimizers = build_optimizers(model, cfg)
+        # fp16 autocast (CUDA only) needs loss scaling; bf16 has fp32's exponent range and does not.
+        self.scaler = torch.amp.GradScaler("cuda") if getattr(model, "amp_dtype", None) == torch.float16 else None
+        self._lengths = [len(x) for x in train_ids]
+        self.bucket = cfg.bucket_by_length if cfg.bucket_by_length is not None else \
+            bool(getattr(model, "pretrained_tokenizer", False))
         self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum_steps)
         self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch * cfg.epochs) for o in self.optimizers]
@@ -141,7 +158,7 @@ class Trainer:
         self.best_epoch, self.bad_epochs, self.finished = 0, 0, False
         self.history: list[dict] = []
         self.best_state: Optional[dict] = None
-        self._epoch_loss, self._epoch_examples = 0.0, 0
+        self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
 
     # ---------------------------------------------------------------- hooks (tricks may replace them)
     def compute_loss(self, batch: dict) -> torch.Tensor:
@@ -150,13 +167,15 @@ class Trainer:
             if loss is not None:
                 return loss
         logits = self.model(batch["input_ids"], batch["mask"]).logits  # (batch, num_labels)
-        return self.loss_fn(logits, batch["targets"])
+        return self.loss_fn(logits.float(), batch["targets"])
 
     def backward(self, batch: dict, loss: torch.Tensor) -> None:
         owner = next((t for t in self.tricks if t.owns_backward), None)
         scaled = loss / self.cfg.grad_accum_steps
         if owner is not None:
             owner.backward(self.model, batch, scaled, self.loss_fn)
+        elif self.scaler is not None:
+            self.scaler.scale(scaled).backward()
         else:
             scaled.backward()
 
@@ -170,15 +189,17 @@ class Trainer:
         tb = open_tensorboard(self.run_dir, purge_step=self.step if resume else None, enabled=self.tensorboard)
         cfg = self.cfg
         while self.epoch < cfg.epochs and not self.finished:
-            order = epoch_order(len(self.train_ids), cfg.seed, self.epoch)
+            batches = epoch_batches(self._lengths, cfg.batch_size, cfg.seed, self.epoch, self.bucket)
             self.model.train()
+            self.model.on_epoch_start(self.epoch)
             bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch, enabled=cfg.progress,
                            desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
             started, seen = time.perf_counter(), 0
             while self.batch_in_epoch < self.batches_per_epoch:
                 b = self.batch_in_epoch
-                batch = self._batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
-                loss = self.compute_loss(batch)
+                batch = self._batch(batches[b])
+                with autocast(self.model, self.device):
+                    loss = self.compute_loss(batch)
                 self.backward(batch, loss)
                 n = len(batch["targets"])
                 self._epoch_loss += loss.item() * n
@@ -197,6 +218,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.lr:.2e}",
                                 ex_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
             bar.close()
+            self._epoch_seconds += time.perf_counter() - started
             self._end_epoch(tb)
         tb.close()
         return self.history
@@ -211,12 +233,20 @@ class Trainer:
         return self.schedulers[0].get_last_lr()[0]
 
     def _optimizer_step(self) -> None:
+        if self.scaler is not None:
+            for optimizer in self.optimizers:
+                self.scaler.unscale_(optimizer)
         if self.cfg.max_grad_norm:  # sparse embedding gradients are not clipped
             nn.utils.clip_grad_norm_(self._dense, self.cfg.max_grad_norm)
         for optimizer, scheduler in zip(self.optimizers, self.schedulers):
-            optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(optimizer)
+            else:
+                optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.update()
         self.step += 1
         for trick in self.tricks:
             trick.after_step(self.model, self.step)
@@ -228,6 +258,8 @@ class Trainer:
         self.model.train()
         row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.lr,
                "train_loss": self._epoch_loss / max(1, self._epoch_examples),
+               # the training loop's own time and examples (no dev evaluation): throughput = ratio
+               "train_seconds": round(self._epoch_seconds, 3), "train_examples": self._epoch_examples,
                **{f"dev_{k}": v for k, v in dev.items() if isinstance(v, (int, float))}}
         self.history.append(row)
         for key, value in row.items():
@@ -249,7 +281,7 @@ class Trainer:
             trick.restore(self.model)
         patience = self.cfg.early_stopping.patience
         self.epoch += 1
-        self.batch_in_epoch, self._epoch_loss, self._epoch_examples = 0, 0.0, 0
+        self.batch_in_epoch, self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0, 0.0, 0, 0.0
         if patience is not None and self.bad_epochs >= patience:
             log.info("early stopping: no %s improvement for %d epochs (best epoch %d)",
                      self.metric, patience, self.best_epoch)
@@ -260,12 +292,14 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
-            "schedulers": [s.state_dict() for s in self.schedulers], "tricks": [t.state_dict() for t in self.tricks],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {}, "tricks": [t.state_dict() for t in self.tricks],
             "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": _py_state()},
             "progress": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                          "best_score": self.best_score, "best_epoch": self.best_epoch,
                          "bad_epochs": self.bad_epochs, "finished": self.finished,
-                         "epoch_loss": self._epoch_loss, "epoch_examples": self._epoch_examples},
+                         "epoch_loss": self._epoch_loss, "epoch_examples": self._epoch_examples,
+                         "epoch_seconds": self._epoch_seconds},
             "history": self.history, "best_state": self.best_state or {},
         }
 
@@ -282,6 +316,8 @@ class Trainer:
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         for trick, s in zip(self.tricks, state["tricks"]):
             trick.load_state_dict(s)
         torch.set_rng_state(state["rng"]["torch"])
@@ -291,6 +327,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = p["epoch"], p["batch_in_epoch"], p["step"]
         self.best_score, self.best_epoch, self.bad_epochs = p["best_score"], p["best_epoch"], p["bad_epochs"]
         self.finished, self._epoch_loss, self._epoch_examples = p["finished"], p["epoch_loss"], p["epoch_examples"]
+        self._epoch_seconds = p.get("epoch_seconds", 0.0)
         self.history = list(state["history"])
         self.best_state = state["best_state"] or None
         log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch, self.step)

@@ -31,6 +31,11 @@ class ModelParams(BaseModel):
     dropout: float = Field(0.5, ge=0, lt=1, description="Dropout before the classifier head.")
     init: Literal["default", "xavier", "kaiming", "normal"] = Field(
         "xavier", description="Weight initialisation of linear/conv/recurrent weights.")
+    vectors: Optional[str] = Field(None, description="Pretrained word vectors (word2vec text/binary or GloVe) "
+                                   "loaded into the embedding layer; embedding_dim defaults to their size.")
+    vectors_format: Literal["auto", "word2vec_text", "word2vec_binary", "glove"] = Field(
+        "auto", description="Format of `vectors`; auto detects it from the file.")
+    freeze_embeddings: bool = Field(False, description="Keep the embedding layer fixed (e.g. pretrained vectors).")
 
 
 class TextModel(nn.Module):
@@ -42,6 +47,10 @@ class TextModel(nn.Module):
         num_labels: size of the output layer.
         pad_id: id of the padding token; its embedding stays zero.
     """
+
+    pretrained_tokenizer = False  # True: the model brings its own tokenizer (see tokenizers.build_encoder)
+    prefers_bf16 = False  # True: train.precision=auto picks bf16 autocast where the hardware has it
+    amp_dtype: Optional[torch.dtype] = None  # autocast dtype for forward passes (set from train.precision)
 
     def __init__(self, params: ModelParams, vocab_size: int, num_labels: int, pad_id: int = 0):
         super().__init__()
@@ -66,6 +75,19 @@ class TextModel(nn.Module):
     def min_length(self) -> int:
         """Shortest sequence the model accepts; shorter batches are right-padded to it."""
         return 1
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups with their learning rates (models with per-layer rates override)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based), e.g. to freeze or unfreeze layers."""
+
+    def save_assets(self, folder) -> None:
+        """Write files the model needs besides its weights to rebuild offline (none for classic models)."""
+
+    def check_max_length(self, max_length: int) -> None:
+        """Raise ``TextsiftError`` when texts of ``max_length`` tokens cannot be handled."""
 
     def reset_parameters(self) -> None:
         """Apply ``params.init`` to weight matrices; biases to zero; the padding embedding to zero."""
@@ -93,14 +115,21 @@ class ClassifierHead(nn.Sequential):
         super().__init__(nn.Dropout(dropout), nn.Linear(in_features, num_labels))
 
 
-def build_model(name: str, params: dict | ModelParams, vocab_size: int, num_labels: int, pad_id: int = 0) -> TextModel:
-    """Build a registered model from its name and (raw or validated) parameters."""
+def build_model(name: str, params, vocab_size: int, num_labels: int, pad_id: int = 0,
+                pretrained_weights: bool = True) -> TextModel:
+    """Build a registered model from its name and (raw or validated) parameters.
+
+    ``pretrained_weights=False`` builds a pretrained model from its config only (the run directory's
+    own weights are loaded into it afterwards)."""
+    from pydantic import BaseModel as _Params
+
     from textsift.registry import MODELS
 
     entry = MODELS.entry(name)
-    if not isinstance(params, ModelParams):
+    if not isinstance(params, _Params):
         params = entry.params(**(params or {}))
-    model = entry.obj(params, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id)
+    kwargs = {} if not entry.obj.pretrained_tokenizer else {"pretrained_weights": pretrained_weights}
+    model = entry.obj(params, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id, **kwargs)
     model.reset_parameters()
     return model
 

@@ -1,7 +1,48 @@
-"""Tokenizers (registered by name in ``textsift.registry.TOKENIZERS``), the vocabulary and the encoder."""
+"""Tokenizers (registered by name in ``textsift.registry.TOKENIZERS``), the vocabulary and the encoders.
+
+Two encoders share one contract (``encode_batch(texts, max_length)``, ``pad_id``, ``vocab_size``,
+``save``/``load``): ``TextEncoder`` (our tokenizers + a vocabulary learnt from the training data, for
+classic models) and ``HFTextEncoder`` (a pretrained encoder's own Hugging Face tokenizer).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textsift.errors import TextsiftError
 from textsift.tokenizers import char, word  # noqa: F401  (importing registers them)
 from textsift.tokenizers.base import Tokenizer, build_tokenizer
 from textsift.tokenizers.encoder import TextEncoder, fnv1a_32
 from textsift.tokenizers.vocab import Vocab
 
-__all__ = ["Tokenizer", "build_tokenizer", "TextEncoder", "Vocab", "fnv1a_32"]
+__all__ = ["Tokenizer", "build_tokenizer", "TextEncoder", "Vocab", "fnv1a_32", "build_encoder", "load_encoder"]
+
+
+def build_encoder(cfg, texts):
+    """The encoder for ``cfg.model``: the checkpoint's own tokenizer for models that bring one (``hf``),
+    else a ``TextEncoder`` whose vocabulary is learnt from ``texts`` (the training texts)."""
+    from textsift.registry import MODELS
+
+    entry = MODELS.entry(cfg.model.name)
+    if getattr(entry.obj, "pretrained_tokenizer", False):
+        from textsift.tokenizers.hf import HFTextEncoder
+
+        params = entry.params(**{k: v for k, v in cfg.model.model_dump().items() if k != "name"})
+        return HFTextEncoder.from_params(params)
+    return TextEncoder.fit(cfg.tokenizer, texts)
+
+
+def load_encoder(path):
+    """Load the encoder file of a run directory (``tokenizer.json``), whichever kind it is."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TextsiftError(f"{path}: encoder file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TextsiftError(f"{path}: not a valid JSON encoder file ({err})") from None
+    if isinstance(d, dict) and d.get("format") == "textsift.hf_encoder":
+        from textsift.tokenizers.hf import HFTextEncoder
+
+        return HFTextEncoder.from_dict(d, path)
+    return TextEncoder.from_dict(d, source=str(path))
