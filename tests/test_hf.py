@@ -118,7 +118,7 @@ def test_freeze_then_unfreeze(tiny_models):
     from textsift.engines.trainer import build_optimizers
 
     model, enc = _build(tiny_models["bert"], freeze_embeddings=True, freeze_layers=1, unfreeze_after=1)
-    opt = build_optimizers(model, TrainConfig(lr=0.1, weight_decay=0.1))[0]
+    opts = build_optimizers(model, TrainConfig(lr=0.1, weight_decay=0.1))
     model.on_epoch_start(0)
     names = dict(model.encoder.named_parameters())
     assert not names["embeddings.word_embeddings.weight"].requires_grad
@@ -128,8 +128,10 @@ def test_freeze_then_unfreeze(tiny_models):
     ids, mask = pad_batch(enc.encode_batch(["football goal", "stock"], 24), enc.pad_id)
     model.train()
     model(ids, mask).logits.sum().backward()
-    opt.step()
+    for opt in opts:
+        opt.step()
     assert torch.equal(before["embeddings.word_embeddings.weight"], names["embeddings.word_embeddings.weight"])
+    assert torch.equal(before["embeddings.position_embeddings.weight"], names["embeddings.position_embeddings.weight"])
     assert torch.equal(before["encoder.layer.0.output.dense.weight"], names["encoder.layer.0.output.dense.weight"])
     assert not torch.equal(before["encoder.layer.1.output.dense.weight"], names["encoder.layer.1.output.dense.weight"])
     model.on_epoch_start(1)
@@ -141,17 +143,18 @@ def test_layerwise_lr_decay_head_lr_and_no_decay_on_biases_and_norms(tiny_models
     from textsift.engines.trainer import build_optimizers
 
     model, _ = _build(tiny_models["bert"], layer_lr_decay=0.5, head_lr=0.01)
-    opt = build_optimizers(model, TrainConfig(lr=1e-3, weight_decay=0.01))[0]
-    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-    wd_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    opts = build_optimizers(model, TrainConfig(lr=1e-3, weight_decay=0.01))
+    assert [type(o).__name__ for o in opts] == ["AdamW", "SparseAdam"]  # sparse word-embedding updates
+    lr_of = {id(p): g["lr"] for o in opts for g in o.param_groups for p in g["params"]}
+    wd_of = {id(p): g.get("weight_decay", 0.0) for o in opts for g in o.param_groups for p in g["params"]}
     named = dict(model.named_parameters())
     assert lr_of[id(named["classifier.weight"])] == pytest.approx(0.01)
     assert lr_of[id(named["encoder.encoder.layer.1.output.dense.weight"])] == pytest.approx(1e-3)
     assert lr_of[id(named["encoder.encoder.layer.0.output.dense.weight"])] == pytest.approx(5e-4)
     assert lr_of[id(named["encoder.embeddings.word_embeddings.weight"])] == pytest.approx(2.5e-4)
     assert len(lr_of) == len(named)  # every parameter in exactly one group
-    for name, p in named.items():
-        expected = 0.0 if (p.dim() < 2) else 0.01
+    for name, p in named.items():  # SparseAdam (the sparse word embedding) has no weight decay
+        expected = 0.0 if (p.dim() < 2 or "word_embeddings" in name) else 0.01
         assert wd_of[id(p)] == expected, name
     assert wd_of[id(named["encoder.embeddings.LayerNorm.weight"])] == 0.0
 
@@ -184,7 +187,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_models):
         model.train()
         ids, mask = pad_batch(enc.encode_batch(["football goal", "stock market"], 24), enc.pad_id)
         model(ids, mask).logits.pow(2).sum().backward()
-        grads.append(model.encoder.embeddings.word_embeddings.weight.grad.clone())
+        grads.append(model.encoder.embeddings.position_embeddings.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
 
 
@@ -309,3 +312,38 @@ def test_gradients_reach_the_head_and_every_encoder_layer(tiny_models):
         if "pooler" in name:  # the checkpoint's own pooler is not used by textsift's pooling
             continue
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_fast_dropout_keeps_the_rate_and_scale():
+    from textsift.models.base import FastDropout, use_fast_dropout
+
+    torch.manual_seed(0)
+    drop = FastDropout(0.1).train()
+    out = drop(torch.ones(400_000))
+    kept = (out != 0).float().mean().item()
+    assert kept == pytest.approx(0.9, abs=0.003)
+    assert out[out != 0].unique().tolist() == pytest.approx([1 / 0.9])
+    assert torch.equal(drop.eval()(torch.ones(5)), torch.ones(5))
+    net = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Sequential(torch.nn.Dropout(0.3)))
+    assert use_fast_dropout(net) == 2 and all(type(m) is FastDropout for m in (net[0], net[1][0]))
+    assert net[1][0].p == 0.3
+
+
+def test_sparse_embedding_updates_only_touch_the_batch_rows(tiny_models):
+    from textsift.config.schema import TrainConfig
+    from textsift.engines.trainer import build_optimizers
+
+    model, enc = _build(tiny_models["bert"])
+    word = model.encoder.get_input_embeddings()
+    assert word.sparse
+    opts = build_optimizers(model, TrainConfig(lr=0.1))
+    ids, mask = pad_batch(enc.encode_batch(["football goal"], 24), enc.pad_id)
+    before = word.weight.detach().clone()
+    model.train()
+    model(ids, mask).logits.sum().backward()
+    for opt in opts:
+        opt.step()
+    changed = (word.weight.detach() != before).any(1).nonzero().flatten().tolist()
+    assert changed == sorted(set(ids.flatten().tolist()))
+    dense, _ = _build(tiny_models["bert"], sparse_embeddings=False)
+    assert not dense.encoder.get_input_embeddings().sparse

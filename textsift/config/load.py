@@ -199,16 +199,26 @@ def _drop_foreign_model_params(base: dict, raw: dict, overrides: list[str]) -> N
             model["name"], ", ".join(f"model.{k}" for k in dropped), old, model["name"])
 
 
+def path_defaults() -> dict[str, str]:
+    """Variables every config may use, with their defaults when unset in the environment:
+    ``TEXTSIFT_DATA`` (datasets), ``TEXTSIFT_PRETRAINED`` (the shared pretrained folder) and
+    ``TEXTSIFT_ASSETS`` (where ``get-pretrained.sh`` unpacks encoders and vectors)."""
+    return {DATA_ENV: str(data_root()),
+            "TEXTSIFT_PRETRAINED": os.environ.get("TEXTSIFT_PRETRAINED", "../shared/pretrained"),
+            "TEXTSIFT_ASSETS": os.environ.get("TEXTSIFT_ASSETS", str(Path.home() / ".cache" / "textsift-assets"))}
+
+
 def _expand(node: Any) -> Any:
-    """Expand ``${TEXTSIFT_DATA}`` (default ``../shared/datasets``) and other env vars in strings."""
+    """Expand ``${TEXTSIFT_DATA}``, ``${TEXTSIFT_PRETRAINED}``, ``${TEXTSIFT_ASSETS}`` (see
+    ``path_defaults``) and other environment variables in strings."""
     if isinstance(node, dict):
         return {k: _expand(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_expand(v) for v in node]
     if isinstance(node, str) and "$" in node:
-        env = dict(os.environ)
-        env.setdefault(DATA_ENV, str(data_root()))
-        return os.path.expandvars(node.replace("${" + DATA_ENV + "}", env[DATA_ENV]))
+        for name, value in path_defaults().items():
+            node = node.replace("${" + name + "}", value)
+        return os.path.expandvars(node)
     return node
 
 

@@ -48,9 +48,10 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
     freezes only for some epochs stay in and are skipped while they have no gradient."""
     sparse = sparse_parameters(model)
     skip = {id(p) for p in sparse}
-    groups = []
+    groups, sparse_lr = [], {}
     for group in model.param_groups(cfg.lr):
         dense = [p for p in group["params"] if p.requires_grad and id(p) not in skip]
+        sparse_lr.update({id(p): group["lr"] for p in group["params"] if id(p) in skip})
         skip.update(id(p) for p in dense)
         groups += [{"params": [p for p in dense if p.dim() >= 2], "weight_decay": cfg.weight_decay, "lr": group["lr"]},
                    {"params": [p for p in dense if p.dim() < 2], "weight_decay": 0.0, "lr": group["lr"]}]
@@ -64,8 +65,11 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
     params = [p for g in groups for p in g["params"]]
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     optimizers = [dense_cls(groups, lr=cfg.lr, fused=fused or None)]
-    if sparse:
-        optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+    if sparse:  # one group per learning rate (e.g. the embeddings' layer-wise decayed rate)
+        by_lr: dict[float, list] = {}
+        for p in sparse:
+            by_lr.setdefault(sparse_lr.get(id(p), cfg.lr), []).append(p)
+        optimizers.append(torch.optim.SparseAdam([{"params": ps, "lr": lr} for lr, ps in by_lr.items()], lr=cfg.lr))
     return optimizers
 
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from textsift.errors import TextsiftError
-from textsift.models.base import ModelOutput, TextModel, masked_max, masked_mean
+from textsift.models.base import ModelOutput, TextModel, masked_max, masked_mean, use_fast_dropout
 from textsift.registry import MODELS
 
 log = logging.getLogger("textsift")
@@ -70,6 +70,10 @@ class HFParams(BaseModel):
     head_lr: Optional[float] = Field(None, gt=0, description="Learning rate of the pooling head; default train.lr.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: "
                                                             "less memory, about 30% slower.")
+    sparse_embeddings: bool = Field(True, description="Update only the word-embedding rows of the batch's tokens "
+                                    "(lazy Adam): ~10% faster steps on CPU; false = dense AdamW on the whole table.")
+    fast_dropout: bool = Field(True, description="Cheaper dropout masks on CPU (same dropout rate): ~5% faster "
+                                                 "steps; false = torch's own dropout.")
 
     @model_validator(mode="after")
     def _check(self):
@@ -132,6 +136,12 @@ class HFClassifier(TextModel):
             drop = next((getattr(config, k) for k in ("hidden_dropout_prob", "dropout", "hidden_dropout")
                          if isinstance(getattr(config, k, None), float)), 0.1)
         self.dropout = nn.Dropout(drop)
+        if params.fast_dropout:
+            use_fast_dropout(self)
+        if params.sparse_embeddings:
+            word = self.encoder.get_input_embeddings()
+            if isinstance(word, nn.Embedding):
+                word.sparse = True  # the trainer gives sparse tables to SparseAdam (see build_optimizers)
         self.classifier = nn.Linear(hidden, num_labels)
         self.initializer_range = getattr(config, "initializer_range", 0.02)
         self.max_positions = getattr(config, "max_position_embeddings", None)
