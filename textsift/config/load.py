@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from textsift.config.schema import Config
 from textsift.errors import ConfigError, TextsiftError
-from textsift.registry import LOSSES, MODELS, TOKENIZERS, did_you_mean
+from textsift.registry import LOSSES, MODELS, TOKENIZERS, TRICKS, did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 DATA_ENV = "TEXTSIFT_DATA"
@@ -146,6 +146,9 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
         else:
             params = {k: v for k, v in loss.items() if k != "name"}
             problems += validate_params(LOSSES.entry(loss["name"]).params, params, "loss.")[1]
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    if isinstance(train.get("tricks"), list):
+        problems += _check_tricks(train["tricks"])
     tok = raw.get("tokenizer") if isinstance(raw.get("tokenizer"), dict) else {}
     if tok.get("name") is not None and tok["name"] not in TOKENIZERS:
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
@@ -154,6 +157,37 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _check_tricks(specs: list) -> list[str]:
+    """Each trick's name and parameters, and that the tricks can be combined."""
+    problems, entries = [], []
+    for i, spec in enumerate(specs):
+        where = f"train.tricks[{i}]"
+        if not isinstance(spec, dict) or "name" not in spec:
+            continue  # the schema already reports it
+        if spec["name"] not in TRICKS:
+            problems.append(f"{where}.name: {TRICKS.unknown_message(spec['name'])}")
+            continue
+        entry = TRICKS.entry(spec["name"])
+        params = {k: v for k, v in spec.items() if k != "name"}
+        problems += validate_params(entry.params, params, f"{where}.")[1]
+        entries.append((where, entry))
+    seen: dict[str, str] = {}
+    for where, entry in entries:
+        if entry.name in seen:
+            problems.append(f"{where}: '{entry.name}' is already listed at {seen[entry.name]}; list each trick once")
+        seen.setdefault(entry.name, where)
+    owners = [(w, e.name) for w, e in entries if getattr(e.obj, "owns_backward", False)]
+    if len(owners) > 1:
+        problems.append(f"{owners[1][0]}: '{owners[0][1]}' and '{owners[1][1]}' both take over the backward pass "
+                        "and cannot be combined; keep one of them")
+    for where, entry in entries:
+        for other in getattr(entry.obj, "conflicts", ()):
+            if other in seen and seen[other] != where:
+                problems.append(f"{where}: '{entry.name}' cannot be combined with '{other}' ({seen[other]}); "
+                                "keep one of them")
+    return problems
 
 
 def _check_files(data: dict) -> list[str]:

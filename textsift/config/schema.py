@@ -58,6 +58,13 @@ class LossConfig(BaseModel):
     name: Optional[str] = None
 
 
+class TrickConfig(BaseModel):
+    """`name` picks a registered trick (`textsift ls tricks`); the other keys are its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(..., description="A registered trick name.")
+
+
 class EarlyStopping(Section):
     metric: Optional[str] = Field(None, description="Dev metric to select on; default accuracy (single) / micro_f1 (multi).")
     patience: Optional[int] = Field(3, ge=1, description="Epochs without improvement before stopping; null = never.")
@@ -94,6 +101,8 @@ class TrainConfig(Section):
     refit: bool = Field(False, description="One-pass models (tfidf_linear): after choosing settings on dev, fit again on "
                                            "train + dev. Dev metrics are measured before the refit.")
     checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")
+    tricks: list[TrickConfig] = Field(default_factory=list, description="Training tricks, each `{name: ..., params...}` "
+                                      "(e.g. `[{name: fgm, epsilon: 1.0}, {name: ema, decay: 0.999}]`); see Tricks.")
     progress: bool = Field(True, description="Show progress bars.")
 
 

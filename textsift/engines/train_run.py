@@ -153,9 +153,11 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
                          scheme.num_labels, train_targets)
     run = _Run(resolved, run_dir, task, train, dev, test, scheme, encoder, model, None, train_ids, train_targets,
                dev_data, metric)
+    from textsift.tricks import build_tricks
+
     run.trainer = Trainer(model, loss_fn, train_ids, train_targets, cfg.train, run.evaluate, metric, run_dir,
                           encoder.pad_id, on_best=lambda m: _save_weights(m, run_dir),
-                          tensorboard=cfg.report.tensorboard)
+                          tricks=build_tricks(cfg.train.tricks), tensorboard=cfg.report.tensorboard)
     return run
 
 
@@ -163,6 +165,10 @@ def _fit(run: _Run, resume: bool) -> None:
     """One-pass fit (e.g. liblinear) or the gradient loop; then multi-label thresholds on dev."""
     cfg, model, trainer = run.cfg, run.model, run.trainer
     one_pass = model.fit_data(run.train_ids, run.train_targets, run.scheme.multi_label, dev=run.dev_data)
+    if one_pass and cfg.train.tricks:
+        raise TextsiftError(f"train.tricks: model '{cfg.model.name}' is fitted in one pass, so training tricks "
+                            f"({', '.join(t.name for t in cfg.train.tricks)}) do not apply; remove train.tricks "
+                            "or use a model trained by gradient steps")
     if cfg.train.refit and not one_pass:
         raise TextsiftError(f"train.refit: model '{cfg.model.name}' is trained by gradient steps and cannot be "
                             "refitted in one pass (only one-pass models such as tfidf_linear can); "

@@ -155,6 +155,8 @@ class Trainer:
         self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch * cfg.epochs) for o in self.optimizers]
         sparse_ids = {id(p) for p in sparse_parameters(model)}
         self._dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+        for trick in self.tricks:
+            trick.setup(model)
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
         # Progress through training; everything here goes into checkpoints.
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
@@ -188,6 +190,9 @@ class Trainer:
         """Train (or continue a checkpointed run) until the last epoch or early stopping."""
         if resume:
             self._restore()
+        elif self.step == 0 and self.batch_in_epoch == 0:
+            for trick in self.tricks:
+                trick.before_training(self.model)
         from textsift.engines.logging_utils import open_tensorboard, progress
 
         tb = open_tensorboard(self.run_dir, purge_step=self.step if resume else None, enabled=self.tensorboard)

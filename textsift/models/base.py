@@ -76,6 +76,17 @@ class TextModel(nn.Module):
         """Shortest sequence the model accepts; shorter batches are right-padded to it."""
         return 1
 
+    def embedding_layer(self) -> Optional[nn.Module]:
+        """The token embedding (``nn.Embedding``/``EmbeddingBag``) that adversarial tricks perturb, or None."""
+        return getattr(self, "embedding", None)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head alone: logits from ``ModelOutput.pooled`` (dropout included in training mode)."""
+        head = getattr(self, "head", None)
+        if head is None:
+            raise NotImplementedError(f"{type(self).__name__} has no separate classifier head")
+        return head(pooled)
+
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups with their learning rates (models with per-layer rates override)."""
         return [{"params": list(self.parameters()), "lr": lr}]

@@ -191,6 +191,12 @@ class HFClassifier(TextModel):
     def min_length(self) -> int:
         return 1
 
+    def embedding_layer(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))
+
     # ---------------------------------------------------------------- fine-tuning controls
     def param_groups(self, lr: float) -> list[dict]:
         """Head at ``head_lr`` (or ``lr``); the top layer and everything above the layers at ``lr``; layer

@@ -12,10 +12,24 @@ from torch import nn
 
 
 class Trick:
-    """Base class of training tricks (R-Drop, FGM, EMA, ... register subclasses in ``TRICKS``)."""
+    """Base class of training tricks (R-Drop, FGM, EMA, ... register subclasses in ``TRICKS``).
+
+    Args:
+        params: the trick's validated parameter object (its registry entry's ``params`` class), or None.
+    """
 
     name = "trick"
     owns_backward = False  # two tricks that both own backward cannot be combined
+    conflicts: tuple[str, ...] = ()  # names of tricks this one cannot be combined with
+
+    def __init__(self, params=None):
+        self.params = params
+
+    def setup(self, model: nn.Module) -> None:
+        """Called once when the trainer is built (before a resume restores ``state_dict``)."""
+
+    def before_training(self, model: nn.Module) -> None:
+        """Called once before the first step of a fresh run (not on resume), e.g. NoisyTune."""
 
     def compute_loss(self, model: nn.Module, batch: dict, loss_fn: Callable) -> Optional[torch.Tensor]:
         """Return a loss to replace the default one, or None to keep the default."""
@@ -39,3 +53,23 @@ class Trick:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def build_tricks(specs) -> list[Trick]:
+    """Tricks from ``train.tricks`` items (``{name, **params}`` dicts or ``TrickConfig`` objects)."""
+    from textsift.config.load import validate_params
+    from textsift.errors import ConfigError
+    from textsift.registry import TRICKS
+
+    tricks = []
+    for i, spec in enumerate(specs):
+        spec = spec if isinstance(spec, dict) else spec.model_dump()
+        entry = TRICKS.entry(spec["name"])
+        params, problems = validate_params(entry.params, {k: v for k, v in spec.items() if k != "name"},
+                                           f"train.tricks[{i}].")
+        if problems:
+            raise ConfigError(problems)
+        trick = entry.obj(params)
+        trick.name = entry.name
+        tricks.append(trick)
+    return tricks
