@@ -60,6 +60,11 @@ def check_run_dir(path: Path | str, need_weights: bool = True) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise TextsiftError(f"{path}: run directory not found; pass the --run-dir of a finished `textsift train`")
+    if is_ensemble(path):
+        if not (path / LABELS).is_file():
+            raise TextsiftError(f"{path}: the K-fold run has not finished (no {LABELS} yet); finish it with "
+                                f"`textsift train --resume {path}`")
+        return path
     missing = [f for f in (MODEL_JSON, LABELS, TOKENIZER) if not (path / f).is_file()]
     if missing:
         raise TextsiftError(f"{path}: not a textsift run directory (missing {', '.join(missing)}); "
@@ -68,6 +73,14 @@ def check_run_dir(path: Path | str, need_weights: bool = True) -> Path:
         raise TextsiftError(f"{path}: no trained weights yet ({MODEL_FILE} is written after the first epoch); "
                             f"finish the run with `textsift train --resume {path}`")
     return path
+
+
+def is_ensemble(path: Path) -> bool:
+    """A K-fold run directory: its model is the average of its fold runs."""
+    try:
+        return (Path(path) / MODEL_JSON).is_file() and read_json(Path(path) / MODEL_JSON).get("name") == "ensemble"
+    except (ValueError, OSError):
+        return False
 
 
 @dataclass
@@ -94,6 +107,8 @@ def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
     from textsift.tokenizers import load_encoder
 
     run_dir = check_run_dir(run_dir)
+    if is_ensemble(run_dir):
+        return _load_ensemble(run_dir, device)
     config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
     scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
     encoder = load_encoder(run_dir / TOKENIZER)
@@ -115,3 +130,21 @@ def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
     model.to(device).eval()
     model.amp_dtype = resolve_precision(config.train.precision, model, device)
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
+
+
+def _load_ensemble(run_dir: Path, device: str) -> Bundle:
+    """A K-fold run: every fold's bundle, fused by ``EnsembleModel`` (mean of logits)."""
+    import yaml
+
+    from textsift.config.schema import Config
+    from textsift.data.labels import LabelScheme
+    from textsift.engines.kfold import EnsembleModel
+
+    meta = read_json(run_dir / MODEL_JSON)
+    members = [load_bundle(run_dir / m, device) for m in meta["members"]]
+    scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
+    if any(m.scheme.labels != scheme.labels for m in members):
+        raise TextsiftError(f"{run_dir}: the fold runs do not share the ensemble's label order; the run directory "
+                            "was modified by hand")
+    config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
+    return Bundle(run_dir, config, scheme, members[0].encoder, EnsembleModel(members), members[0].max_length)

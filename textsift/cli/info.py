@@ -57,7 +57,7 @@ def describe(b) -> dict:
             "vocab_size": b.encoder.vocab_size, "modules": modules,
             "parameters": sum(p.numel() for p in params),
             "trainable": sum(p.numel() for p in params if p.requires_grad),
-            "weights_bytes": (b.run_dir / MODEL_FILE).stat().st_size,
+            "weights_bytes": sum(f.stat().st_size for f in b.run_dir.rglob(MODEL_FILE)),  # K-fold: every fold
             "run_dir_bytes": sum(f.stat().st_size for f in b.run_dir.rglob("*") if f.is_file())}
 
 

@@ -101,6 +101,8 @@ class TrainConfig(Section):
     refit: bool = Field(False, description="One-pass models (tfidf_linear): after choosing settings on dev, fit again on "
                                            "train + dev. Dev metrics are measured before the refit.")
     checkpoint_every: Optional[int] = Field(None, ge=1, description="Also checkpoint every N optimizer steps (resume mid-epoch).")
+    kfold: Optional[int] = Field(None, ge=2, description="Train K models on stratified folds of train: out-of-fold "
+                                 "metrics, suspect-label ranking, and an averaged-logit ensemble (see K-fold).")
     tricks: list[TrickConfig] = Field(default_factory=list, description="Training tricks, each `{name: ..., params...}` "
                                       "(e.g. `[{name: fgm, epsilon: 1.0}, {name: ema, decay: 0.999}]`); see Tricks.")
     progress: bool = Field(True, description="Show progress bars.")

@@ -11,7 +11,14 @@ from textsift.engines.batching import predict_logits
 
 def score(model, scheme, encoder, texts: Sequence[str], max_length: int, batch_size: int,
           device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities ``(n, num_labels)`` and decisions for ``texts``."""
+    """Probabilities ``(n, num_labels)`` and decisions for ``texts``. A K-fold ensemble (``model.members``)
+    encodes the texts once per member and averages the members' logits."""
+    if getattr(model, "members", None) is not None:
+        import torch
+
+        logits = model.logits(list(texts), batch_size, device)
+        probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
+        return probs, scheme.decide(probs)
     return score_encoded(model, scheme, encoder.encode_batch(list(texts), max_length), batch_size,
                          encoder.pad_id, device)
 

@@ -27,20 +27,24 @@ MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "weighted_f1", "example_f1", "sub
                        "hamming_loss")
 
 
-def load_datasets(cfg: Config):
-    """Read train/dev/test, infer the task, split dev from train when absent, check labels."""
+def load_datasets(cfg: Config, split_dev: bool = True):
+    """Read train/dev/test, infer the task, split dev from train when absent (unless ``split_dev`` is
+    False: dev is then None), check labels."""
     from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
 
     train, task = load_split(cfg.data.train, cfg.data, task=cfg.task, limit=cfg.data.limit)
     check_train_labels(train, cfg.data.train)
     if cfg.data.dev:
         dev = read_examples(cfg.data.dev, cfg.data, task=task)
+    elif not split_dev:
+        dev = None
     else:
         train, dev = stratified_split(train, cfg.data.dev_size, cfg.train.seed)
         log.info("no data.dev: holding out %d of %d training examples as dev (data.dev_size=%s)",
                  len(dev), len(train) + len(dev), cfg.data.dev_size)
     known = sorted({label for ex in train for label in ex.labels})
-    check_known_labels(dev, known, "dev", cfg.data.dev or cfg.data.train)
+    if dev is not None:
+        check_known_labels(dev, known, "dev", cfg.data.dev or cfg.data.train)
     test = None
     if cfg.data.test:
         test = read_examples(cfg.data.test, cfg.data, task=task)
@@ -88,8 +92,16 @@ class _Run:
                                  cfg.report.bad_cases, cfg.report.plots)
 
 
-def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
-    """Train a model as configured and write a complete run directory. Returns ``metrics.json``'s content."""
+def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Optional[tuple] = None,
+              labels: Optional[list] = None) -> dict:
+    """Train a model as configured and write a complete run directory. Returns ``metrics.json``'s content.
+
+    ``splits`` = ``(task, train, dev, test)`` examples instead of reading ``cfg.data``, and ``labels`` a
+    fixed label order (K-fold: every fold model scores the same labels in the same order)."""
+    if cfg.train.kfold and splits is None:
+        from textsift.engines.kfold import kfold_run
+
+        return kfold_run(cfg, run_dir, resume)
     from textsift.engines.logging_utils import attach_log_file
     from textsift.engines.trainer import seed_everything
 
@@ -100,7 +112,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
-        run = _assemble(cfg, run_dir, resume)
+        run = _assemble(cfg, run_dir, resume, splits, labels)
         _write_run_json(run_dir, "running", started)
         _fit(run, resume)
         metrics = _finish(run, started)
@@ -111,7 +123,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         handler.close()
 
 
-def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
+def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None) -> _Run:
     """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
     from textsift.data.labels import LabelScheme
     from textsift.engines.batching import resolve_precision
@@ -121,8 +133,8 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool) -> _Run:
     from textsift.tokenizers import build_encoder
 
     device = resolve_device(cfg.train.device)
-    task, train, dev, test = load_datasets(cfg)
-    scheme = LabelScheme.from_examples(task, train)
+    task, train, dev, test = splits if splits is not None else load_datasets(cfg)
+    scheme = LabelScheme.create(task, labels) if labels is not None else LabelScheme.from_examples(task, train)
     metric = default_metric(cfg, scheme.multi_label)
     known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
     if metric not in known:

@@ -63,15 +63,21 @@ def _csv_cell(value) -> str | int | float:
     return value
 
 
-def write_bad_cases(out_dir: Path, split: str, rows: list[dict], columns: tuple[str, ...]) -> None:
-    """``{split}_badcases.csv`` (UTF-8 with BOM) and ``{split}_badcases.jsonl``."""
-    with open(out_dir / f"{split}_badcases.csv", "w", encoding="utf-8-sig", newline="") as f:
+def write_records(out_dir: Path, stem: str, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """``{stem}.csv`` (UTF-8 with BOM, so Excel shows Chinese; formula-safe cells) and ``{stem}.jsonl``
+    (every value unchanged)."""
+    with open(out_dir / f"{stem}.csv", "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
-    with open(out_dir / f"{split}_badcases.jsonl", "w", encoding="utf-8") as f:
+    with open(out_dir / f"{stem}.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_bad_cases(out_dir: Path, split: str, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """``{split}_badcases.csv`` and ``{split}_badcases.jsonl``."""
+    write_records(out_dir, f"{split}_badcases", rows, columns)
 
 
 def _check_inputs(texts, y_true, y_pred, probs, labels, multi_label) -> None:
