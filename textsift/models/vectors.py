@@ -306,6 +306,20 @@ def _first_words(path: PathLike, fmt: str, n: int = 5) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- reading
 
+def _first_time(word: bytes, wanted: Optional[set[bytes]], seen: set) -> Optional[str]:
+    """The word as text when it is wanted and not seen before (duplicates keep the first vector), else None."""
+    if wanted is not None:
+        if word not in wanted or word in seen:
+            return None
+        seen.add(word)
+        return word.decode("utf-8")
+    key = word.decode("utf-8", "replace")
+    if key in seen:
+        return None
+    seen.add(key)
+    return key
+
+
 def _read_text(path: str, layout: _Layout, wanted: Optional[set[bytes]], limit: Optional[int] = None):
     """word2vec text and GloVe lines. Returns (words, matrix, line numbers, vectors in file).
 
@@ -332,16 +346,9 @@ def _read_text(path: str, layout: _Layout, wanted: Optional[set[bytes]], limit: 
                     raise DataError(f"expected a word and {dim} numbers (the dimension {source}), found "
                                     f"{len(line.split())} fields; fix or remove this line", path, lineno)
                 word, values = fields[0], fields[1:]
-            if wanted is not None:
-                if word not in wanted or word in seen:
-                    continue
-                seen.add(word)
-                key = word.decode("utf-8")
-            else:
-                key = word.decode("utf-8", "replace")
-                if key in seen:
-                    continue
-                seen.add(key)
+            key = _first_time(word, wanted, seen)
+            if key is None:
+                continue
             if values is None:
                 values = line[sp + 1:].split(b" ")
             try:
@@ -384,16 +391,9 @@ def _read_binary(path: str, layout: _Layout, wanted: Optional[set[bytes]], limit
                 raise DataError(f"truncated: the header announces {count} vectors but the file ends after {i} "
                                 f"(read {i} of {count}); download or write the file again", path)
             word, pos = mm[pos:sp], sp + 1 + nbytes
-            if wanted is not None:
-                if word not in wanted or word in seen:
-                    continue
-                seen.add(word)
-                key = word.decode("utf-8")
-            else:
-                key = word.decode("utf-8", "replace")
-                if key in seen:
-                    continue
-                seen.add(key)
+            key = _first_time(word, wanted, seen)
+            if key is None:
+                continue
             matrix[len(words)] = np.frombuffer(mm, dtype="<f4", count=dim, offset=sp + 1)
             words.append(key)
             where.append(i + 1)

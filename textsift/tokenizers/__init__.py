@@ -6,13 +6,10 @@ classic models) and ``HFTextEncoder`` (a pretrained encoder's own Hugging Face t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from textsift.errors import TextsiftError
 from textsift.tokenizers import char, word  # noqa: F401  (importing registers them)
 from textsift.tokenizers.base import Tokenizer, build_tokenizer
-from textsift.tokenizers.encoder import TextEncoder, fnv1a_32
+from textsift.tokenizers.encoder import TextEncoder, fnv1a_32, read_encoder_json
 from textsift.tokenizers.vocab import Vocab
 
 __all__ = ["Tokenizer", "build_tokenizer", "TextEncoder", "Vocab", "fnv1a_32", "build_encoder", "load_encoder"]
@@ -35,12 +32,7 @@ def build_encoder(cfg, texts):
 def load_encoder(path):
     """Load the encoder file of a run directory (``tokenizer.json``), whichever kind it is."""
     path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TextsiftError(f"{path}: encoder file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TextsiftError(f"{path}: not a valid JSON encoder file ({err})") from None
+    d = read_encoder_json(path)
     if isinstance(d, dict) and d.get("format") == "textsift.hf_encoder":
         from textsift.tokenizers.hf import HFTextEncoder
 

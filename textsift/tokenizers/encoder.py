@@ -47,6 +47,17 @@ class _TokenHashes(dict):
         return h
 
 
+def read_encoder_json(path: Union[str, Path]) -> dict:
+    """The JSON content of an encoder file, with clear errors for a missing or damaged file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TextsiftError(f"{path}: encoder file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TextsiftError(f"{path}: not a valid JSON encoder file ({err})") from None
+
+
 class TextEncoder:
     """Turns texts into lists of ids for the models.
 
@@ -182,14 +193,7 @@ class TextEncoder:
         Raises:
             TextsiftError: missing file, invalid JSON, or invalid content.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TextsiftError(f"{path}: encoder file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise TextsiftError(f"{path}: not a valid JSON encoder file ({err})") from None
-        return cls.from_dict(d, source=str(path))
+        return cls.from_dict(read_encoder_json(path), source=str(path))
 
     def __repr__(self) -> str:
         return (f"TextEncoder(tokenizer={self.cfg.name!r}, vocab={len(self.vocab)}, "
