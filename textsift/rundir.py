@@ -102,7 +102,7 @@ def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
 
     from textsift.config.schema import Config
     from textsift.data.labels import LabelScheme
-    from textsift.engines.batching import resolve_precision
+    from textsift.precision import resolve_precision
     from textsift.models import build_model
     from textsift.tokenizers import load_encoder
 

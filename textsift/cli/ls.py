@@ -23,11 +23,11 @@ def run(args) -> int:
         if kind == "presets":
             for name in preset_names():
                 first = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
-                print(f"  {name:<18} {first}")
+                print(f"  {name:<20} {first}")
         else:
             names = registries[kind].names()
             for name in names:
-                print(f"  {name:<18} {registries[kind].entry(name).summary}")
+                print(f"  {name:<20} {registries[kind].entry(name).summary}")
             if not names:
                 print("  (none yet)")
     return 0

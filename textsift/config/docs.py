@@ -73,16 +73,17 @@ def config_reference() -> str:
 
 
 def components_reference() -> str:
-    from textsift.registry import LOSSES, MODELS
+    from textsift.registry import LOSSES, MODELS, TRICKS
 
     lines = []
-    for registry, kind in ((MODELS, "model"), (LOSSES, "loss")):
+    for registry, kind, prefix in ((MODELS, "model", "model."), (LOSSES, "loss", "loss."),
+                                   (TRICKS, "trick", "train.tricks[].")):
         for name in registry.names():
             entry = registry.entry(name)
             lines += ["", f"**{kind} `{name}`** — {entry.summary}", "",
                       "| parameter | type | default | meaning |", "|---|---|---|---|"]
             for pname, field in (entry.params.model_fields.items() if entry.params else []):
-                lines.append(f"| `{kind}.{pname}` | {_type(field)} | {_default(field)} | {field.description or ''} |")
+                lines.append(f"| `{prefix}{pname}` | {_type(field)} | {_default(field)} | {field.description or ''} |")
     return "\n".join(lines).strip()
 
 

@@ -126,7 +126,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
 def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None) -> _Run:
     """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
     from textsift.data.labels import LabelScheme
-    from textsift.engines.batching import resolve_precision
+    from textsift.precision import resolve_precision
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
     from textsift.models import build_model

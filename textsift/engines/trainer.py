@@ -179,7 +179,10 @@ class Trainer:
         owner = next((t for t in self.tricks if t.owns_backward), None)
         scaled = loss / self.cfg.grad_accum_steps
         if owner is not None:
-            owner.backward(self.model, batch, scaled, self.loss_fn)
+            # the owner scales its extra (e.g. adversarial) losses like the given one: accumulation and fp16
+            owner.loss_scale = (self.scaler.get_scale() if self.scaler is not None else 1.0) / self.cfg.grad_accum_steps
+            owner.backward(self.model, batch, self.scaler.scale(scaled) if self.scaler is not None else scaled,
+                           self.loss_fn)
         elif self.scaler is not None:
             self.scaler.scale(scaled).backward()
         else:
@@ -286,7 +289,7 @@ class Trainer:
                 self.on_best(self.model)
         else:
             self.bad_epochs += 1
-        for trick in self.tricks:
+        for trick in reversed(self.tricks):  # undo swaps in the reverse order
             trick.restore(self.model)
         patience = self.cfg.early_stopping.patience
         self.epoch += 1

@@ -21,6 +21,13 @@ class Trick:
     name = "trick"
     owns_backward = False  # two tricks that both own backward cannot be combined
     conflicts: tuple[str, ...] = ()  # names of tricks this one cannot be combined with
+    # True for tricks whose ``before_training`` changes the starting weights (NoisyTune): build_tricks
+    # runs them first, so that averaging tricks (EMA) start from the weights training starts from.
+    changes_initial_weights = False
+    # The factor the trainer applied to the loss it passes to ``backward`` (1 / train.grad_accum_steps,
+    # times the fp16 loss scale); a trick owning backward multiplies its extra losses by it so they
+    # weigh like the given one. The trainer sets it before calling ``backward``; 1.0 otherwise.
+    loss_scale = 1.0
 
     def __init__(self, params=None):
         self.params = params
@@ -72,4 +79,10 @@ def build_tricks(specs) -> list[Trick]:
         trick = entry.obj(params)
         trick.name = entry.name
         tricks.append(trick)
+    clashes = [f"train.tricks: '{b.name}' cannot be combined with '{a.name}'; keep one of them"
+               for i, a in enumerate(tricks) for b in tricks[i + 1:] if a.name in b.conflicts or b.name in a.conflicts]
+    if clashes:
+        raise ConfigError(clashes)
+    # Stable: the configured order is kept otherwise (it decides which compute_loss wins).
+    tricks.sort(key=lambda t: not t.changes_initial_weights)
     return tricks
