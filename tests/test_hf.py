@@ -347,3 +347,18 @@ def test_sparse_embedding_updates_only_touch_the_batch_rows(tiny_models):
     assert changed == sorted(set(ids.flatten().tolist()))
     dense, _ = _build(tiny_models["bert"], sparse_embeddings=False)
     assert not dense.encoder.get_input_embeddings().sparse
+
+
+def test_validate_reports_missing_pretrained_folder_and_vectors(tmp_path, tiny_data):
+    from textsift.config.load import validate
+    from textsift.errors import ConfigError
+
+    raw = {"data": tiny_data, "model": {"name": "hf", "pretrained": str(tmp_path / "nope")}}
+    with pytest.raises(ConfigError, match="model.pretrained: folder not found"):
+        validate(raw)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="has no config.json"):
+        validate({**raw, "model": {"name": "hf", "pretrained": str(tmp_path / "empty")}})
+    with pytest.raises(ConfigError, match="model.vectors: file not found"):
+        validate({"data": tiny_data, "model": {"name": "textcnn", "vectors": str(tmp_path / "v.txt")}})
+    validate({"data": tiny_data, "model": {"name": "hf", "pretrained": "bert-base-uncased"}})  # a hub name: not checked here

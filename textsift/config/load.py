@@ -154,9 +154,28 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
     if check_files:
         problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
+        problems += _check_model_files(model)
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _check_model_files(model: dict) -> list[str]:
+    """Local files a model names: pretrained folders (hub names are left to the hub) and vector files."""
+    problems = []
+    pretrained = model.get("pretrained")
+    if isinstance(pretrained, str) and (pretrained.startswith(("/", "./", "../", "~")) or Path(pretrained).exists()):
+        folder = Path(pretrained).expanduser()
+        if not folder.is_dir():
+            problems.append(f"model.pretrained: folder not found: {pretrained} (a local save_pretrained folder; "
+                            "run ../shared/pretrained/get-pretrained.sh for the shipped ones)")
+        elif not (folder / "config.json").is_file():
+            problems.append(f"model.pretrained: {pretrained} has no config.json; expected a folder written by "
+                            "save_pretrained (config.json, model.safetensors, tokenizer files)")
+    vectors = model.get("vectors")
+    if isinstance(vectors, str) and not Path(vectors).expanduser().is_file():
+        problems.append(f"model.vectors: file not found: {vectors}")
+    return problems
 
 
 def _check_tricks(specs: list) -> list[str]:
