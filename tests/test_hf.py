@@ -10,7 +10,8 @@ import yaml
 
 from conftest import make_texts, write_config, write_jsonl
 from hf_tiny import FAMILIES, make_tiny_model
-from textsift.engines.batching import autocast, epoch_batches, pad_batch, resolve_precision
+from textsift.engines.batching import epoch_batches, pad_batch
+from textsift.precision import autocast, resolve_precision
 from textsift.errors import TextsiftError
 
 TEXTS = [r["text"] for r in make_texts(120, seed=0)] + ["国足客场不敌日本队", "央行下调存款准备金率", "新款手机发布"]
@@ -106,7 +107,7 @@ def test_multisample_dropout_averages_head_over_masks(tiny_models):
     torch.manual_seed(3)
     logits = model(ids, mask).logits
     torch.manual_seed(3)
-    pooled = model._pool(model._encode(ids, mask)[0], mask)
+    pooled = model._pool(model._encode(ids, mask), mask)
     manual = torch.stack([model.classifier(model.dropout(pooled)) for _ in range(4)]).mean(0)
     torch.testing.assert_close(logits, manual)
     model.eval()  # evaluation: one pass without dropout
@@ -165,7 +166,7 @@ def test_precision_resolution_and_bf16_autocast(tiny_models):
     assert resolve_precision("bf16", model, "cpu") is torch.bfloat16
     with pytest.raises(TextsiftError, match="fp16 autocast needs a CUDA GPU"):
         resolve_precision("fp16", model, "cpu")
-    from textsift.engines.batching import bf16_fast_on_cpu
+    from textsift.precision import bf16_fast_on_cpu
     assert resolve_precision("auto", model, "cpu") is (torch.bfloat16 if bf16_fast_on_cpu() else None)
     from textsift.models import build_model
     classic = build_model("textcnn", {}, 50, 3)

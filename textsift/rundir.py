@@ -24,10 +24,10 @@ from typing import Any
 
 from textsift.engines.checkpoint import atomic_write
 from textsift.errors import TextsiftError
+from textsift.tokenizers.hf import HF_DIR as ASSETS  # `hf` models: the encoder's tokenizer files and config.json
 
 MODEL_FILE, MODEL_JSON, LABELS, TOKENIZER, CONFIG, METRICS, RUN = (
     "model.safetensors", "model.json", "labels.json", "tokenizer.json", "config.yaml", "metrics.json", "run.json")
-ASSETS = "hf"  # folder of a pretrained encoder's own files (tokenizer, config.json)
 
 
 def default_run_dir(model_name: str) -> Path:

@@ -6,7 +6,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from textsift.precision import autocast, bf16_fast_on_cpu, resolve_precision  # noqa: F401  (re-exported)
+from textsift.precision import autocast
 
 
 def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, min_length: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

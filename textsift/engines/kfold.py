@@ -88,6 +88,7 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     from textsift.config.load import to_yaml
     from textsift.data.labels import LabelScheme
     from textsift.engines.checkpoint import atomic_write
+    from textsift.engines.evaluation import evaluate_examples, score
     from textsift.engines.logging_utils import attach_log_file
     from textsift.engines.train_run import default_metric, load_datasets, train_run
     from textsift.rundir import load_bundle
@@ -120,8 +121,6 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
                 train_run(fold_cfg, fold_dir, resume=again,
                           splits=(task, [train[j] for j in tr], [train[j] for j in ho], None), labels=scheme.labels)
             bundle = load_bundle(fold_dir)
-            from textsift.engines.evaluation import score
-
             held_out = [train[j] for j in ho]
             probs, _ = score(bundle.model, bundle.scheme, bundle.encoder, [ex.text for ex in held_out],
                              bundle.max_length, _eval_batch(cfg))
@@ -138,8 +137,6 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         metrics = {"kfold": k, "selection_metric": default_metric(cfg, scheme.multi_label), "folds": fold_metrics}
         metrics["oof"] = _oof_outputs(run_dir, cfg, scheme, train, oof, fold_of)
         ensemble = load_bundle(run_dir)
-        from textsift.engines.evaluation import evaluate_examples
-
         for split, examples in (("dev", dev), ("test", test)):
             if examples:
                 metrics[split] = evaluate_examples(ensemble.model, ensemble.scheme, ensemble.encoder, examples,

@@ -126,11 +126,12 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
 def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None) -> _Run:
     """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
     from textsift.data.labels import LabelScheme
-    from textsift.precision import resolve_precision
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
     from textsift.models import build_model
+    from textsift.precision import resolve_precision
     from textsift.tokenizers import build_encoder
+    from textsift.tricks import build_tricks
 
     device = resolve_device(cfg.train.device)
     task, train, dev, test = splits if splits is not None else load_datasets(cfg)
@@ -165,8 +166,6 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
                          scheme.num_labels, train_targets)
     run = _Run(resolved, run_dir, task, train, dev, test, scheme, encoder, model, None, train_ids, train_targets,
                dev_data, metric)
-    from textsift.tricks import build_tricks
-
     run.trainer = Trainer(model, loss_fn, train_ids, train_targets, cfg.train, run.evaluate, metric, run_dir,
                           encoder.pad_id, on_best=lambda m: _save_weights(m, run_dir),
                           tricks=build_tricks(cfg.train.tricks), tensorboard=cfg.report.tensorboard)

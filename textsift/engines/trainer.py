@@ -178,13 +178,12 @@ class Trainer:
     def backward(self, batch: dict, loss: torch.Tensor) -> None:
         owner = next((t for t in self.tricks if t.owns_backward), None)
         scaled = loss / self.cfg.grad_accum_steps
+        if self.scaler is not None:  # fp16: GradScaler.scale also sets up the scale that unscale_ needs
+            scaled = self.scaler.scale(scaled)
         if owner is not None:
             # the owner scales its extra (e.g. adversarial) losses like the given one: accumulation and fp16
             owner.loss_scale = (self.scaler.get_scale() if self.scaler is not None else 1.0) / self.cfg.grad_accum_steps
-            owner.backward(self.model, batch, self.scaler.scale(scaled) if self.scaler is not None else scaled,
-                           self.loss_fn)
-        elif self.scaler is not None:
-            self.scaler.scale(scaled).backward()
+            owner.backward(self.model, batch, scaled, self.loss_fn)
         else:
             scaled.backward()
 

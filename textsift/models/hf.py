@@ -188,9 +188,6 @@ class HFClassifier(TextModel):
         nn.init.normal_(self.classifier.weight, std=self.initializer_range)
         nn.init.zeros_(self.classifier.bias)
 
-    def min_length(self) -> int:
-        return 1
-
     def embedding_layer(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
 
@@ -245,14 +242,14 @@ class HFClassifier(TextModel):
             return torch.stack([self.classifier(self.dropout(pooled)) for _ in range(n)]).mean(0)
         return self.classifier(self.dropout(pooled))
 
-    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        out = self.encoder(input_ids=input_ids, attention_mask=mask.long(), output_hidden_states=False)
-        return out.last_hidden_state, ()
+    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's last hidden states (batch, seq, hidden)."""
+        return self.encoder(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         if self.params.chunk_size is not None:
             return self._forward_chunks(input_ids, mask)
-        hidden, _ = self._encode(input_ids, mask)  # (batch, seq, hidden)
+        hidden = self._encode(input_ids, mask)  # (batch, seq, hidden)
         pooled = self._pool(hidden, mask)  # (batch, hidden)
         return ModelOutput(logits=self._logits(pooled), pooled=pooled, mask=mask)
 
@@ -291,7 +288,7 @@ class HFClassifier(TextModel):
         ids, win_mask, valid = self._windows(input_ids, mask)
         width = int(win_mask[valid].sum(1).max())  # drop columns that are padding in every window
         flat_ids, flat_mask = ids[valid][:, :width], win_mask[valid][:, :width]  # (n_valid, width)
-        hidden, _ = self._encode(flat_ids, flat_mask)
+        hidden = self._encode(flat_ids, flat_mask)
         pooled = self._pool(hidden, flat_mask)  # (n_valid, hidden)
         logits = self._logits(pooled)  # (n_valid, labels)
         batch, n_windows = valid.shape

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -119,10 +118,6 @@ class HFTextEncoder:
     def vocab_size(self) -> int:
         return len(self.tokenizer)
 
-    @property
-    def vocab(self) -> dict:  # for messages that report the vocabulary size
-        return self.tokenizer.get_vocab()
-
     def tokenize_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of whole texts, without special tokens and without truncation."""
         texts = list(texts)
@@ -153,15 +148,6 @@ class HFTextEncoder:
 
     def encode(self, text: str, max_length: int) -> list[int]:
         return self.encode_batch([text], max_length)[0]
-
-    def coverage(self, texts: Iterable[str]) -> dict:
-        """Fraction of subword tokens that are not the unknown token (whole texts)."""
-        counts = Counter(i for ids in self.tokenize_ids(list(texts)) for i in ids)
-        total = sum(counts.values())
-        unknown = counts.get(self.unk_id, 0) if self.unk_id is not None else 0
-        return {"tokens": total, "types": len(counts),
-                "token_coverage": (total - unknown) / total if total else 1.0,
-                "type_coverage": (len(counts) - (unknown > 0)) / len(counts) if counts else 1.0, "top_unknown": []}
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
