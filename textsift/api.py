@@ -27,11 +27,14 @@ class TextClassifier:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, run_dir: Union[str, Path], device: str = "cpu") -> "TextClassifier":
-        """Load a finished run. Raises ``TextsiftError`` if ``run_dir`` is not a trained run."""
+    def load(cls, run_dir: Union[str, Path], device: str = "cpu", backend: str = "torch",
+             threads: int = 0) -> "TextClassifier":
+        """Load a finished run (``backend="torch"``) or an export directory (``backend="onnx"`` or
+        ``"onnx-int8"``, run by ONNX Runtime with ``threads`` intra-op threads, 0 = all cores).
+        Raises ``TextsiftError`` if the folder is not what the backend needs."""
         from textsift.rundir import load_bundle
 
-        return cls(load_bundle(run_dir, device))
+        return cls(load_bundle(run_dir, device, backend, threads))
 
     @classmethod
     def train(cls, config: Union[str, Path, dict], run_dir: Union[str, Path, None] = None,

@@ -69,6 +69,9 @@ def check_run_dir(path: Path | str, need_weights: bool = True) -> Path:
     if missing:
         raise TextsiftError(f"{path}: not a textsift run directory (missing {', '.join(missing)}); "
                             "pass the --run-dir of a `textsift train` run")
+    if need_weights and not (path / MODEL_FILE).is_file() and (path / "export.json").is_file():
+        raise TextsiftError(f"{path}: an export directory holds no PyTorch weights; use it with "
+                            "--backend onnx (or onnx-int8), or pass the original run directory")
     if need_weights and not (path / MODEL_FILE).is_file():
         raise TextsiftError(f"{path}: no trained weights yet ({MODEL_FILE} is written after the first epoch); "
                             f"finish the run with `textsift train --resume {path}`")
@@ -95,8 +98,13 @@ class Bundle:
     max_length: int
 
 
-def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
-    """Load a trained run (offline, no training data needed)."""
+def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch", threads: int = 0) -> Bundle:
+    """Load a trained run (offline, no training data needed).
+
+    ``backend="onnx"`` / ``"onnx-int8"`` loads an export directory (``textsift export``) instead and
+    predicts with ONNX Runtime (``threads``: its intra-op threads, 0 = all cores)."""
+    if backend != "torch":
+        return _load_export(run_dir, backend, threads)
     import yaml
     from safetensors.torch import load_file
 
@@ -130,6 +138,23 @@ def load_bundle(run_dir: Path | str, device: str = "cpu") -> Bundle:
     model.to(device).eval()
     model.amp_dtype = resolve_precision(config.train.precision, model, device)
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
+
+
+def _load_export(folder: Path | str, backend: str, threads: int) -> Bundle:
+    import yaml
+
+    from textsift.config.schema import Config
+    from textsift.data.labels import LabelScheme
+    from textsift.engines.onnx_backend import BACKENDS, OnnxModel, find_export
+    from textsift.tokenizers import load_encoder
+
+    if backend not in BACKENDS:
+        raise TextsiftError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    folder = find_export(folder)
+    config = Config(**yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8")))
+    model = OnnxModel(folder, read_json(folder / "export.json"), int8=backend == "onnx-int8", threads=threads)
+    return Bundle(folder, config, LabelScheme.from_dict(read_json(folder / LABELS)), load_encoder(folder / TOKENIZER),
+                  model, config.train.max_length)
 
 
 def _load_ensemble(run_dir: Path, device: str) -> Bundle:

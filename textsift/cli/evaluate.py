@@ -9,7 +9,10 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", help="a run directory written by `textsift train`")
+    from textsift.cli.serve import add_backend_arguments
+
+    p.add_argument("run_dir", help="a run directory written by `textsift train` (an export folder with --backend onnx)")
+    add_backend_arguments(p)
     p.add_argument("--data", required=True, help="labelled file (same fields as the training data)")
     p.add_argument("--json", action="store_true", help="print metrics and the report as JSON")
     p.add_argument("--report-dir", help="also write report, confusion matrix and bad cases here")
@@ -26,7 +29,7 @@ def run(args) -> int:
     from textsift.reporting.metrics import format_report
     from textsift.rundir import load_bundle
 
-    b = load_bundle(args.run_dir)
+    b = load_bundle(args.run_dir, backend=args.backend, threads=args.threads)
     examples = read_examples(args.data, b.config.data, task=b.scheme.task)
     check_known_labels(examples, b.scheme.labels, "evaluation", args.data)
     with tempfile.TemporaryDirectory() as tmp:

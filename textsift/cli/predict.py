@@ -10,7 +10,10 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", help="a run directory written by `textsift train`")
+    from textsift.cli.serve import add_backend_arguments
+
+    p.add_argument("run_dir", help="a run directory written by `textsift train` (an export folder with --backend onnx)")
+    add_backend_arguments(p)
     p.add_argument("--text", action="append", help="a text to classify (repeatable); JSON Lines to stdout")
     p.add_argument("--input", help=".txt (one text per line), .jsonl, .csv or .tsv; text fields as in training")
     p.add_argument("--output", help="JSON Lines output file, or - for stdout (default: stdout)")
@@ -22,7 +25,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from textsift.api import TextClassifier
 
-    clf = TextClassifier.load(args.run_dir)
+    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads)
     if args.top_k < 1:
         from textsift.errors import TextsiftError
         raise TextsiftError(f"--top-k: expected a positive number, got {args.top_k}")

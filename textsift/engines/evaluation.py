@@ -28,7 +28,10 @@ def score_encoded(model, scheme, encoded: Sequence[Sequence[int]], batch_size: i
     """``score`` for texts that are already encoded (the trainer encodes dev once, not every epoch)."""
     import torch
 
-    logits = predict_logits(model, encoded, batch_size, pad_id, device)
+    if hasattr(model, "encoded_logits"):  # another runtime (ONNX Runtime) computes the logits
+        logits = model.encoded_logits(encoded, batch_size)
+    else:
+        logits = predict_logits(model, encoded, batch_size, pad_id, device)
     probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
     return probs, scheme.decide(probs)
 

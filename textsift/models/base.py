@@ -51,6 +51,9 @@ class TextModel(nn.Module):
     pretrained_tokenizer = False  # True: the model brings its own tokenizer (see tokenizers.build_encoder)
     prefers_bf16 = False  # True: train.precision=auto picks bf16 autocast where the hardware has it
     amp_dtype: Optional[torch.dtype] = None  # autocast dtype for forward passes (set from train.precision)
+    # False: the forward pass loops a number of times set by the sequence length, so an exported graph
+    # is traced at a fixed length (train.max_length) and inputs are padded to it (see engines/export.py)
+    export_dynamic_length = True
 
     def __init__(self, params: ModelParams, vocab_size: int, num_labels: int, pad_id: int = 0):
         super().__init__()
@@ -171,6 +174,25 @@ def build_model(name: str, params, vocab_size: int, num_labels: int, pad_id: int
     model = entry.obj(params, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id, **kwargs)
     model.reset_parameters()
     return model
+
+
+def embedding_bag(bag: nn.EmbeddingBag, ids: torch.Tensor, per_sample_weights: Optional[torch.Tensor] = None):
+    """``bag(ids, per_sample_weights=...)`` for 2-d ``ids`` (one bag per row, ``padding_idx`` left out).
+
+    ONNX has no EmbeddingBag with ``padding_idx``, so while exporting the same sum/mean is spelled out
+    as a lookup and a masked reduction; everywhere else the fused (and sparse-gradient) op is used."""
+    if not torch.onnx.is_in_onnx_export():
+        return bag(ids, per_sample_weights=per_sample_weights)
+    keep = (ids != bag.padding_idx).to(bag.weight.dtype) if bag.padding_idx is not None else torch.ones_like(
+        ids, dtype=bag.weight.dtype)  # (batch, seq)
+    if per_sample_weights is not None:
+        keep = keep * per_sample_weights
+    total = torch.einsum("bs,bsd->bd", keep, nn.functional.embedding(ids, bag.weight))  # (batch, dim)
+    if bag.mode == "sum":
+        return total
+    if bag.mode != "mean":
+        raise NotImplementedError(f"ONNX export of EmbeddingBag mode={bag.mode!r}")
+    return total / keep.sum(1, keepdim=True).clamp(min=1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

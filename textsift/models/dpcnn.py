@@ -39,6 +39,8 @@ class DPCNN(TextModel):
     pools, and a text that reached length 1 is left unchanged while longer texts in the batch keep pooling.
     """
 
+    export_dynamic_length = False  # the pooling pyramid's depth follows the sequence length
+
     def __init__(self, params: DPCNNParams, vocab_size: int, num_labels: int, pad_id: int = 0):
         super().__init__(params, vocab_size, num_labels, pad_id)
         self.embedding = nn.Embedding(vocab_size, params.embedding_dim, padding_idx=pad_id)

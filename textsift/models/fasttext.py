@@ -7,7 +7,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from textsift.models.base import ClassifierHead, ModelOutput, ModelParams, TextModel
+from textsift.models.base import ClassifierHead, ModelOutput, ModelParams, TextModel, embedding_bag
 from textsift.registry import MODELS
 
 
@@ -41,5 +41,5 @@ class FastText(TextModel):
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         # Ids outside the mask become pad ids, so the mean covers exactly the real tokens.
         ids = input_ids.masked_fill(~mask, self.pad_id)  # (batch, seq)
-        pooled = self.hidden(self.embedding(ids))  # (batch, features); each row of ids is one bag
+        pooled = self.hidden(embedding_bag(self.embedding, ids))  # (batch, features); each row of ids is one bag
         return ModelOutput(logits=self.head(pooled), pooled=pooled, mask=mask)

@@ -109,6 +109,11 @@ class HFClassifier(TextModel):
     pretrained_tokenizer = True  # the encoder brings its tokenizer: the `tokenizer` config section is unused
     prefers_bf16 = True  # transformer matmuls: bf16 autocast by default where the hardware has it
 
+    @property
+    def export_dynamic_length(self) -> bool:
+        """Windowing (``chunk_size``) computes its window count from the length: exported at a fixed one."""
+        return self.params.chunk_size is None
+
     def __init__(self, params: HFParams, vocab_size: int, num_labels: int, pad_id: int = 0,
                  pretrained_weights: bool = True):
         super().__init__(params, vocab_size, num_labels, pad_id)
@@ -263,7 +268,7 @@ class HFClassifier(TextModel):
             raise TextsiftError(f"model.chunk_size: {size} leaves no room for text after the "
                                 f"{len(prefix) + len(suffix)} special tokens; use a larger chunk_size")
         stride = min(content, self.params.chunk_stride or max(1, content // 2))
-        batch, seq = input_ids.shape
+        seq = input_ids.size(1)
         lengths = mask.sum(1)  # (batch,)
         n_windows = 1 if seq <= content else math.ceil((seq - content) / stride) + 1
         starts = torch.arange(n_windows, device=input_ids.device) * stride  # (windows,)
@@ -273,28 +278,30 @@ class HFClassifier(TextModel):
         # a window that starts inside the previous one's tail adds no new tokens: keep the first only
         valid = (win_len > 0) & ((starts[None, :] == 0) | (lengths[:, None] > starts[None, :] + content - stride))
         valid[:, 0] = True
-        col = torch.arange(size, device=input_ids.device)  # (chunk,)
         n_pre = len(prefix)
-        ids = torch.full((batch, n_windows, size), self.pad_id, dtype=input_ids.dtype, device=input_ids.device)
-        ids[..., :n_pre] = prefix
+        # built from tensors, never from Python batch sizes, so a traced export keeps the batch dynamic
         body = torch.arange(content, device=input_ids.device)[None, None, :] < win_len[..., None]
-        ids[..., n_pre:n_pre + content] = torch.where(body, win_ids, ids[..., n_pre:n_pre + content])
+        ids = torch.where(body, win_ids, torch.full_like(win_ids, self.pad_id))  # (batch, windows, content)
+        ids = nn.functional.pad(ids, (n_pre, len(suffix)), value=self.pad_id)  # (batch, windows, chunk)
+        col = torch.arange(size, device=input_ids.device)  # (chunk,)
+        ids = torch.where(col < n_pre, nn.functional.pad(prefix, (0, size - n_pre)), ids)
         for j in range(len(suffix)):
-            ids.scatter_(2, (n_pre + win_len + j)[..., None], suffix[j].expand(batch, n_windows, 1))
+            ids = torch.where(col == (n_pre + win_len + j)[..., None], suffix[j], ids)
         win_mask = col[None, None, :] < (n_pre + win_len + len(suffix))[..., None]  # (batch, windows, chunk)
         return ids, win_mask, valid
 
     def _forward_chunks(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         ids, win_mask, valid = self._windows(input_ids, mask)
-        width = int(win_mask[valid].sum(1).max())  # drop columns that are padding in every window
+        # drop columns that are padding in every window (not when tracing for export: a Python int
+        # would be frozen into the graph; the extra columns are masked, so logits are the same)
+        width = ids.size(-1) if torch.jit.is_tracing() else int(win_mask[valid].sum(1).max())
         flat_ids, flat_mask = ids[valid][:, :width], win_mask[valid][:, :width]  # (n_valid, width)
         hidden = self._encode(flat_ids, flat_mask)
         pooled = self._pool(hidden, flat_mask)  # (n_valid, hidden)
         logits = self._logits(pooled)  # (n_valid, labels)
-        batch, n_windows = valid.shape
-        full = logits.new_zeros(batch, n_windows, logits.size(-1))
+        full = logits.new_zeros(valid.shape + logits.shape[-1:])  # (batch, windows, labels)
         full[valid] = logits
-        full_pooled = pooled.new_zeros(batch, n_windows, pooled.size(-1))
+        full_pooled = pooled.new_zeros(valid.shape + pooled.shape[-1:])  # (batch, windows, hidden)
         full_pooled[valid] = pooled
         weight = valid.unsqueeze(-1)
         if self.params.chunk_aggregate == "max":

@@ -41,6 +41,14 @@ def run_rnn(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, mask: torch.Tensor):
     return out, h_n, valid
 
 
+def last_states(out: torch.Tensor, valid: torch.Tensor, hidden: int, bidirectional: bool) -> torch.Tensor:
+    """Final states of a packed run from its outputs ``out`` (batch, seq, dirs * hidden): the forward
+    direction's at the last real token, the backward one's at position 0. Returns (batch, dirs * hidden)."""
+    last = (valid.sum(1) - 1).clamp(min=0)  # (batch,)
+    forward = out[torch.arange(out.size(0), device=out.device), last, :hidden]  # (batch, hidden)
+    return torch.cat([forward, out[:, 0, hidden:]], dim=-1) if bidirectional else forward
+
+
 def init_lstm_forget_bias(rnn: nn.Module) -> None:
     """Zero LSTM biases but set the forget gate's to 1, so early gradients flow through long texts."""
     if not isinstance(rnn, nn.LSTM):
@@ -106,8 +114,8 @@ class TextRNN(RecurrentModel):
         if pooling == "last":
             # Top layer's final state of each direction: the forward one saw the whole text left to right,
             # the backward one right to left (packing makes "final" mean the last real token).
-            dirs = 2 if self.params.bidirectional else 1
-            pooled = torch.cat(list(h_n[-dirs:]), dim=-1)  # (batch, dirs * hidden)
+            # Read off the top layer's outputs (the same values as h_n, which ONNX export cannot unsort).
+            pooled = last_states(out, valid, self.params.hidden_size, self.params.bidirectional)
         elif pooling == "mean":
             pooled = masked_mean(out, valid)
         elif pooling == "max":

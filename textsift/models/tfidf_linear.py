@@ -17,7 +17,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from textsift.models.base import ModelOutput, ModelParams, TextModel
+from textsift.models.base import ModelOutput, ModelParams, TextModel, embedding_bag
 from textsift.registry import MODELS
 
 
@@ -78,7 +78,7 @@ class TfidfLinear(TextModel):
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         ids, w = self.features(input_ids, mask)
-        scores = self.weight(ids, per_sample_weights=w) + self.bias  # (batch, num_labels)
+        scores = embedding_bag(self.weight, ids, w) + self.bias  # (batch, num_labels)
         logits = scores * self.logit_scale + self.logit_shift
         return ModelOutput(logits=logits, pooled=logits, mask=mask)
 

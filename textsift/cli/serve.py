@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+HELP = "Serve a trained run (or an ONNX export) over HTTP: /predict, /health, /labels, /metrics and a page at /."
+EXAMPLES = """examples:
+  textsift serve runs/thucnews                                   # http://127.0.0.1:8000/
+  textsift serve exports/minilm --backend onnx-int8 --port 8080 --threads 2
+  textsift serve runs/thucnews --host 0.0.0.0 --max-batch-size 64 --max-wait-ms 2
+  curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["国足客场两球不敌日本队"], "top_k": 2}'
+"""
+
+
+def add_backend_arguments(p) -> None:
+    """``--backend`` and ``--threads``, shared by predict, evaluate and serve."""
+    from textsift.engines.onnx_backend import BACKENDS
+
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="torch: the run's PyTorch weights; onnx / onnx-int8: an export folder, with ONNX Runtime")
+    p.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime intra-op threads (0: all cores); torch uses OMP_NUM_THREADS")
+
+
+def add_arguments(p) -> None:
+    from textsift.serving.app import ServeSettings
+
+    d = ServeSettings()
+    p.add_argument("run_dir", help="a run directory (torch backend) or an export folder (onnx backends)")
+    add_backend_arguments(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=d.max_batch_size, help="most texts per model call")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help="how long a request may wait for others to share its batch")
+    p.add_argument("--max-texts", type=int, default=d.max_texts, help="most texts per request (413 above)")
+    p.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="longest text in characters (413)")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="largest request body (413)")
+    p.add_argument("--top-k", type=int, default=d.default_top_k, help="labels listed per text unless a request says")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="seconds in-flight requests get to finish after SIGTERM/Ctrl-C")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def run(args) -> int:
+    import sys
+
+    import uvicorn
+
+    from textsift.api import TextClassifier
+    from textsift.serving.app import ServeSettings, create_app
+
+    settings = ServeSettings(args.max_batch_size, args.max_wait_ms, args.max_texts, args.max_text_chars,
+                             args.max_body_bytes, args.top_k)
+    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads)
+    app = create_app(clf, settings, args.backend)
+    print(f"textsift serving {args.run_dir} ({args.backend}, {clf.task}, {len(clf.labels)} labels) on "
+          f"http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
+    return 0

@@ -1,0 +1,336 @@
+"""Exporting a trained run: ONNX (with an optional int8 copy), TorchScript, or a Triton model repository,
+each checked against PyTorch before it is published.
+
+An export directory is self-contained: besides the model file it holds the run's ``labels.json``
+(label order and decision thresholds), ``tokenizer.json`` (+ ``hf/`` for pretrained encoders),
+``config.yaml`` and ``model.json``, and an ``export.json`` manifest with the input/output names, the
+axes, and the parity report. ``TextClassifier.load(DIR, backend="onnx")``, ``textsift predict DIR``,
+``evaluate`` and ``serve`` read it without the original run.
+
+Graph inputs are ``input_ids`` and ``attention_mask`` (int64, ``(batch, seq)``, 1 at real tokens);
+the output is ``logits`` (float32, ``(batch, num_labels)``). Both axes are dynamic, except for models
+whose forward pass loops a number of times that depends on the sequence length (DPCNN's pooling
+pyramid, windowed encoders): those are exported for a fixed ``seq = train.max_length`` and every
+backend pads to it, which gives the same logits because their forward pass is padding-invariant.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from textsift.errors import TextsiftError
+from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, check_run_dir, is_ensemble,
+                             write_json)
+
+log = logging.getLogger("textsift")
+FORMATS = ("onnx", "torchscript", "triton")
+EXPORT_JSON, ONNX_FILE, ONNX_INT8_FILE, TORCHSCRIPT_FILE = "export.json", "model.onnx", "model.int8.onnx", "model.pt"
+INPUTS, OUTPUT = ("input_ids", "attention_mask"), "logits"
+PARITY_BATCHES, PARITY_LENGTHS = (1, 3, 16), (1, 7, None)  # None = the run's max_length
+
+
+class LogitsOnly(nn.Module):
+    """The exported graph: int64 ids and 0/1 mask in, logits out (the fixed ``ModelOutput`` minus extras)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask.bool()).logits.float()  # (batch, num_labels)
+
+
+def fixed_length(model) -> int | None:
+    """The sequence length a model must be exported (and fed) at, or None when any length works."""
+    return None if getattr(model, "export_dynamic_length", True) else int(model.export_length)
+
+
+def export_run(run_dir, out_dir, fmt: str = "onnx", opset: int = 17, int8: bool = False,
+               tolerance: float = 1e-4, overwrite: bool = False, name: str = "textsift",
+               exporter: str = "auto") -> dict:
+    """Export ``run_dir`` to ``out_dir`` in ``fmt``; returns the manifest (also written as ``export.json``).
+
+    Raises:
+        TextsiftError: unknown format, a K-fold run, an existing ``out_dir`` without ``overwrite``, or a
+            parity check above ``tolerance`` (nothing is published then).
+    """
+    from textsift.rundir import load_bundle
+
+    if fmt not in FORMATS:
+        raise TextsiftError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    run_dir, out_dir = check_run_dir(run_dir), Path(out_dir)
+    if is_ensemble(run_dir):
+        raise TextsiftError(f"{run_dir}: a K-fold ensemble has one encoder per fold and cannot be one graph; "
+                            f"export a fold instead (e.g. `textsift export {run_dir}/folds/fold-0 ...`)")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise TextsiftError(f"--out {out_dir}: exists and is not empty; choose a new folder or pass --overwrite")
+    bundle = load_bundle(run_dir)
+    model = bundle.model.float().eval()
+    model.amp_dtype = None  # export fp32; bf16 autocast is a PyTorch-side runtime choice
+    model.export_length = bundle.max_length
+    examples = parity_inputs(bundle)
+    # Build everything in a sibling temp folder and rename it into place only when parity passed,
+    # so a failed export never leaves a half-written or wrong model where a server might load it.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model_dir = staging / name / "1" if fmt == "triton" else staging
+        assets = staging / "textsift_assets" if fmt == "triton" else staging
+        model_dir.mkdir(parents=True, exist_ok=True)
+        manifest = _export_model(model, bundle, fmt, model_dir, opset, examples, tolerance, int8, exporter)
+        _copy_assets(run_dir, assets)
+        if fmt == "triton":
+            _write_triton(staging / name, name, bundle, manifest)
+            manifest["file"] = f"../{name}/1/{manifest['file']}"  # paths are relative to export.json
+            if "int8_file" in manifest:
+                manifest["int8_file"] = f"../{name}/1/{manifest['int8_file']}"
+        manifest.update(source_run=str(run_dir.resolve()), task=bundle.scheme.task, labels=list(bundle.scheme.labels))
+        write_json(assets / EXPORT_JSON, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, int8, exporter) -> dict:
+    if int8 and fmt == "torchscript":
+        raise TextsiftError("--int8: int8 quantization is done with ONNX Runtime; use --format onnx or triton")
+    wrapper = LogitsOnly(model).eval()
+    length = fixed_length(model)
+    sample = _dummy(bundle, 2, length or max(8, model.min_length()))
+    manifest = {"format": fmt, "inputs": {n: ["batch", length or "seq"] for n in INPUTS},
+                "outputs": {OUTPUT: ["batch", model.num_labels]}, "fixed_length": length,
+                "min_length": model.min_length(), "max_length": bundle.max_length,
+                "pad_id": bundle.encoder.pad_id, "tolerance": tolerance}
+    if fmt == "torchscript":
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, still the portable C++ format
+            traced = torch.jit.trace(wrapper, sample, check_trace=False)
+        traced.save(str(folder / TORCHSCRIPT_FILE))
+        report = check_parity(wrapper, _torchscript_runner(folder / TORCHSCRIPT_FILE), examples, length,
+                              tolerance, "torchscript")
+        return {**manifest, "file": TORCHSCRIPT_FILE, "parity": report}
+    report, used = _onnx_with_fallback(wrapper, sample, folder / ONNX_FILE, opset, length, examples, tolerance,
+                                       exporter)
+    manifest.update(file=ONNX_FILE, opset=opset, exporter=used, parity=report)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        # dynamic quantization: int8 weights, activations quantized per batch at run time (no calibration data)
+        import onnx
+
+        # the dynamo exporter records intermediate shapes of the traced sample; quantization re-infers
+        # shapes and trips over them, so quantize a copy without them
+        graph = onnx.load(str(folder / ONNX_FILE))
+        del graph.graph.value_info[:]
+        onnx.save(graph, str(folder / ".fp32-for-int8.onnx"))
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR  # quantize_dynamic's advice goes to the root logger
+        try:
+            quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
+                             weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        (folder / ".fp32-for-int8.onnx").unlink()
+        int8_report = check_parity(wrapper, onnx_runner(folder / ONNX_INT8_FILE), examples, length, None,
+                                   "onnx int8")
+        manifest.update(int8_file=ONNX_INT8_FILE, int8_parity=int8_report)
+    return manifest
+
+
+EXPORTERS = ("auto", "torchscript", "dynamo")
+
+
+def _onnx_with_fallback(wrapper, sample, path, opset, length, examples, tolerance, exporter):
+    """Export with the TorchScript-based exporter, then (``auto``) the dynamo one if that fails or its
+    graph does not match PyTorch. The first handles Python control flow at a traced shape (packed RNNs,
+    DPCNN, windowed encoders); the second keeps symbolic batch/sequence sizes where the tracer freezes
+    them (``nn.MultiheadAttention``). Returns the parity report and the exporter used."""
+    if exporter not in EXPORTERS:
+        raise TextsiftError(f"--exporter: expected one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    errors = []
+    for name in (("torchscript", "dynamo") if exporter == "auto" else (exporter,)):
+        try:
+            _onnx_export(wrapper, sample, path, opset, length is None, name)
+            return check_parity(wrapper, onnx_runner(path), examples, length, tolerance, f"onnx ({name})"), name
+        except TextsiftError as e:
+            errors.append(f"{name} exporter: {e}")
+    raise TextsiftError("ONNX export failed; " + " | ".join(errors))
+
+
+def _onnx_export(wrapper, sample, path: Path, opset: int, dynamic_seq: bool, exporter: str) -> None:
+    axes = {0: "batch", 1: "seq"} if dynamic_seq else {0: "batch"}
+    if exporter == "dynamo":
+        dims = {i: torch.export.Dim.AUTO for i in axes}
+        kwargs = {"dynamic_shapes": {n: dims for n in INPUTS}, "dynamo": True, "opset_version": max(opset, 18)}
+    else:
+        kwargs = {"dynamic_axes": {**{n: axes for n in INPUTS}, OUTPUT: {0: "batch"}}, "dynamo": False,
+                  "opset_version": opset}
+    try:
+        # nn.TransformerEncoderLayer's inference fast path is one fused op ONNX does not know
+        with warnings.catch_warnings(), torch.no_grad(), _mha_fastpath(False), _quiet(exporter == "dynamo"):
+            warnings.simplefilter("ignore")  # tracer warnings about Python ints are what parity checks catch
+            torch.onnx.export(wrapper, sample, str(path), input_names=list(INPUTS), output_names=[OUTPUT], **kwargs)
+    except ModuleNotFoundError as e:
+        raise TextsiftError(f"{e}; pip install onnx onnxruntime onnxscript") from None
+    except Exception as e:
+        raise TextsiftError(f"opset {opset}: {str(e).strip().splitlines()[0][:300]}") from None
+
+
+@contextmanager
+def _quiet(enabled: bool):
+    """The dynamo exporter prints progress lines to stdout; keep ``textsift export``'s output readable."""
+    if not enabled:
+        yield
+        return
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+@contextmanager
+def _mha_fastpath(enabled: bool):
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _dummy(bundle, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((batch, length), bundle.encoder.pad_id, dtype=torch.long)
+    ids[:] = _content_ids(bundle, batch * length).view(batch, length)
+    return ids, torch.ones(batch, length, dtype=torch.long)
+
+
+def _content_ids(bundle, n: int) -> torch.Tensor:
+    """``n`` ids of real tokens (never the pad id), deterministic."""
+    vocab = bundle.model.vocab_size
+    ids = torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(0))
+    return torch.where(ids == bundle.encoder.pad_id, (ids + 1) % vocab, ids)
+
+
+def parity_inputs(bundle) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Ragged batches (batch sizes 1, 3, 16 × longest lengths 1, 7, max_length), right-padded like
+    real batches (at least to the model's ``min_length``), so padding handling is checked too."""
+    out = []
+    for batch in PARITY_BATCHES:
+        for length in PARITY_LENGTHS:
+            length = length or bundle.max_length
+            lengths = np.maximum(1, np.linspace(length, max(1, length // 3), batch).astype(int))
+            width = max(length, bundle.model.min_length())
+            ids = np.full((batch, width), bundle.encoder.pad_id, dtype=np.int64)
+            mask = np.zeros((batch, width), dtype=np.int64)
+            content = _content_ids(bundle, batch * width).numpy().reshape(batch, width)
+            for row, n in enumerate(lengths):
+                ids[row, :n], mask[row, :n] = content[row, :n], 1
+            out.append((ids, mask))
+    return out
+
+
+def pad_to(ids: np.ndarray, mask: np.ndarray, length: int | None, pad_id: int):
+    """Right-pad a batch to ``length`` columns (a fixed-length export's input width)."""
+    if length is None or ids.shape[1] == length:
+        return ids, mask
+    if ids.shape[1] > length:
+        raise TextsiftError(f"input of {ids.shape[1]} tokens is longer than the exported length {length}")
+    extra = length - ids.shape[1]
+    return (np.pad(ids, ((0, 0), (0, extra)), constant_values=pad_id), np.pad(mask, ((0, 0), (0, extra))))
+
+
+def check_parity(wrapper, runner, examples, length, tolerance, what: str) -> dict:
+    """Max |logit difference| between PyTorch and the exported model over ``examples``; with a
+    ``tolerance``, raise when it is exceeded. Also how often the top label differs."""
+    worst, flips, total, shapes = 0.0, 0, 0, []
+    pad_id = int(wrapper.model.pad_id) if hasattr(wrapper.model, "pad_id") else 0
+    for ids, mask in examples:
+        with torch.no_grad():
+            ref = wrapper(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        try:
+            got = runner(*pad_to(ids, mask, length, pad_id))
+        except Exception as e:  # the runtime rejects the graph at a shape the trace did not see
+            raise TextsiftError(f"{what} fails on input shape {list(ids.shape)}: {str(e).splitlines()[0][:300]}") from None
+        if got.shape != ref.shape:
+            raise TextsiftError(f"{what} parity: output shape {got.shape} for input {ids.shape}, "
+                                f"PyTorch gives {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+        flips += int((got.argmax(1) != ref.argmax(1)).sum())
+        total += len(ids)
+        shapes.append(list(ids.shape))
+    report = {"max_abs_diff": worst, "top1_disagreements": flips, "texts": total, "shapes": shapes}
+    log.info("%s parity: max |logit diff| %.2e over %d batches (%s)", what, worst, len(examples),
+             ", ".join("x".join(map(str, s)) for s in shapes))
+    if tolerance is not None and not worst <= tolerance:
+        raise TextsiftError(f"{what} parity check failed: max |logit difference| {worst:.3g} > tolerance "
+                            f"{tolerance:g}; the exported model would not give PyTorch's results "
+                            "(nothing was written). Report this model type, or loosen --tolerance knowingly")
+    return report
+
+
+def onnx_runner(path: Path, threads: int = 0):
+    """``(ids, mask) -> logits`` through an ONNX Runtime CPU session."""
+    session = onnx_session(path, threads)
+    return lambda ids, mask: session.run([OUTPUT], {INPUTS[0]: ids, INPUTS[1]: mask})[0]
+
+
+def onnx_session(path: Path, threads: int = 0):
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - a dependency, but keep the hint for trimmed installs
+        raise TextsiftError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise TextsiftError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]}); "
+                            "export it again with `textsift export`") from None
+
+
+def _torchscript_runner(path: Path):
+    module = torch.jit.load(str(path))
+
+    def run(ids, mask):
+        with torch.no_grad():
+            return module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    return run
+
+
+def _copy_assets(run_dir: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (LABELS, TOKENIZER, CONFIG, MODEL_JSON):
+        shutil.copy2(run_dir / name, dest / name)
+    if (run_dir / ASSETS).is_dir():
+        shutil.copytree(run_dir / ASSETS, dest / ASSETS)
+
+
+def _write_triton(model_root: Path, name: str, bundle, manifest: dict) -> None:
+    """``config.pbtxt`` for Triton's ONNX Runtime backend, dynamic batching on, plus ``labels.txt``
+    (Triton's ``label_filename``, used by its classification extension)."""
+    seq = manifest["fixed_length"] or -1
+    num_labels = bundle.model.num_labels
+    inputs = "".join(f'  {{\n    name: "{n}"\n    data_type: TYPE_INT64\n    dims: [ {seq} ]\n  }},\n'
+                     for n in INPUTS).rstrip(",\n") + "\n"
+    text = (f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: 64\n'
+            f"input [\n{inputs}]\n"
+            f'output [\n  {{\n    name: "{OUTPUT}"\n    data_type: TYPE_FP32\n    dims: [ {num_labels} ]\n'
+            f'    label_filename: "labels.txt"\n  }}\n]\n'
+            "dynamic_batching {\n  preferred_batch_size: [ 8, 16, 32 ]\n  max_queue_delay_microseconds: 2000\n}\n"
+            'instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n')
+    (model_root / "config.pbtxt").write_text(text, encoding="utf-8")
+    (model_root / "labels.txt").write_text("".join(f"{x}\n" for x in bundle.scheme.labels), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Front door: the HTTP service (FastAPI app, micro-batching, metrics, the try-it page)."""
