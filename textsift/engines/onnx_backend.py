@@ -38,9 +38,9 @@ class OnnxModel:
     def __init__(self, folder: Path, manifest: dict, int8: bool = False, threads: int = 0):
         key = "int8_file" if int8 else "file"
         if manifest.get("format") not in ("onnx", "triton") or key not in manifest:
-            what = "an int8 model (export with --int8)" if int8 else "an ONNX model"
-            raise TextsiftError(f"{folder}/{EXPORT_JSON}: this export has no {what}; it is format "
-                                f"{manifest.get('format')!r}. Export again with `textsift export RUN --format onnx"
+            what = "int8 model" if int8 else "ONNX model"
+            raise TextsiftError(f"{folder}/{EXPORT_JSON}: this export has no {what} (format "
+                                f"{manifest.get('format')!r}). Export again with `textsift export RUN --format onnx"
                                 f"{' --int8' if int8 else ''} --out DIR`")
         self.path = (folder / manifest[key]).resolve()
         if not self.path.is_file():
