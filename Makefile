@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained assets clean
+.PHONY: setup demo test bench bench-pretrained bench-serve assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,19 @@ assets: setup
 bench-pretrained: assets
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/pretrained.py
+
+# The service's load test: textsift serve (torch / ONNX / ONNX int8) vs the HF pipeline, MiniLM-L6 and TextCNN.
+bench-serve: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/serve.py
+
+# Debian's Chromium and ChromeDriver, for the test that drives the service's page in a real browser
+# (without them that test skips, unless TEXTSIFT_REQUIRE_BROWSER=1, as in CI).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
