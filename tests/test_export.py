@@ -224,3 +224,14 @@ def test_cli_export_predict_and_evaluate_with_onnx(data, tmp_path):
         return json.loads(res.stdout)["metrics"]
 
     assert evaluate(run)["accuracy"] == evaluate(tmp_path / "onnx", "--backend", "onnx")["accuracy"]
+
+
+def test_multi_label_export_applies_the_same_thresholds(tmp_path):
+    from textsift.engines.export import export_run
+
+    data = {split: str(write_jsonl(tmp_path / f"m{split}.jsonl", make_texts(n, seed, multi=True)))
+            for split, n, seed in (("train", 150, 1), ("dev", 45, 2))}
+    run = _train(tmp_path, data, "textcnn")
+    export_run(run, tmp_path / "onnx")
+    clf = _same_predictions(run, tmp_path / "onnx")
+    assert clf.multi_label and all(isinstance(x, list) for x in clf.predict(PROBE))

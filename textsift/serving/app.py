@@ -104,12 +104,7 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
     app = FastAPI(title="textsift", version=_version(), lifespan=lifespan,
                   description=f"{clf.task} text classifier with {len(labels)} labels ({backend} backend)")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - start)
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     def error(status: int, code: str, message: str):
         return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
@@ -125,7 +120,8 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
         records = await batcher.submit(texts)
         metrics.texts.inc(len(texts))
         out = [_response_record(r, top_k, want_all) for r in records]
-        return out[0] if single else {"predictions": out}
+        # a Response skips FastAPI's generic jsonable_encoder pass over plain JSON data
+        return JSONResponse(out[0] if single else {"predictions": out})
 
     @app.get("/health")
     async def health():
@@ -144,6 +140,29 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
         return resources.files("textsift.serving").joinpath("static/index.html").read_text(encoding="utf-8")
 
     return app
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware``
+    (what ``@app.middleware`` builds) costs a task and a stream per request, which shows at high rates."""
+
+    def __init__(self, app, metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.observe_request(scope["path"], status[0], time.perf_counter() - start)
 
 
 async def _read_body(request, limit: int) -> bytes:
