@@ -40,9 +40,17 @@ def run(args) -> int:
             raise TextsiftError("train: expected -c CONFIG (a YAML file or preset name), or --resume RUN_DIR")
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg.model.name)
+    if getattr(args, "require_distill", False) and cfg.distill is None:
+        raise TextsiftError("distill: the config has no `distill` section; add `distill: {teacher: RUN_DIR}` "
+                            "(see the README's Distillation section)")
     metrics = train_run(cfg, run_dir, resume=bool(args.resume))
-    summary = {split: {k: round(v, 4) for k, v in metrics[split].items() if k in ("accuracy", "macro_f1", "micro_f1")}
+    keys = ("accuracy", "macro_f1", "micro_f1")
+    summary = {split: {k: round(v, 4) for k, v in metrics[split].items() if k in keys}
                for split in ("dev", "test") if split in metrics}
+    if "distill" in metrics:
+        summary.update({f"teacher_{split}": {k: round(v, 4) for k, v in metrics["distill"][f"teacher_{split}"].items()
+                                             if k in keys}
+                        for split in ("dev", "test") if f"teacher_{split}" in metrics["distill"]})
     print(f"run directory: {run_dir}")
     print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -126,6 +126,7 @@ def validate_params(schema: type[BaseModel] | None, values: dict[str, Any], pref
 def validate(raw: dict[str, Any], source: str | None = None, check_files: bool = True) -> Config:
     """Validate a raw config dict; raise ``ConfigError`` listing every problem found."""
     problems: list[str] = []
+    raw = _student_from_teacher(raw)
     try:
         cfg = Config(**raw)
     except ValidationError as e:
@@ -155,9 +156,42 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     if check_files:
         problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
         problems += _check_model_files(model)
+        problems += _check_distill_files(raw.get("distill"))
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _student_from_teacher(raw: dict) -> dict:
+    """``distill.student_layers``: the student is the teacher's own encoder, so an ``hf`` model section
+    without ``pretrained`` takes the teacher run's ``hf/`` folder (its config and tokenizer)."""
+    distill, model = raw.get("distill"), raw.get("model")
+    if not (isinstance(distill, dict) and distill.get("student_layers") and isinstance(model, dict)
+            and model.get("name") == "hf" and "pretrained" not in model and isinstance(distill.get("teacher"), str)):
+        return raw
+    return {**raw, "model": {**model, "pretrained": str(Path(distill["teacher"]) / "hf")}}
+
+
+def _check_distill_files(distill) -> list[str]:
+    """Teacher run directories and the transfer-data file."""
+    from textsift.errors import TextsiftError
+    from textsift.rundir import check_run_dir
+
+    if not isinstance(distill, dict):
+        return []
+    problems = []
+    teachers = distill.get("teacher")
+    for i, teacher in enumerate(teachers if isinstance(teachers, list) else [teachers]):
+        if isinstance(teacher, str):
+            try:
+                check_run_dir(teacher)
+            except TextsiftError as e:
+                where = "distill.teacher" + (f"[{i}]" if isinstance(teachers, list) else "")
+                problems.append(f"{where}: {e}")
+    transfer = distill.get("transfer_data")
+    if isinstance(transfer, str) and not Path(transfer).is_file():
+        problems.append(f"distill.transfer_data: file not found: {transfer}")
+    return problems
 
 
 def _check_model_files(model: dict) -> list[str]:

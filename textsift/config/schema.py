@@ -1,6 +1,6 @@
 """The config schema: plain data, validated before anything is built.
 
-Sections: ``task``, ``data``, ``tokenizer``, ``model``, ``loss``, ``train``, ``report``. Only
+Sections: ``task``, ``data``, ``tokenizer``, ``model``, ``loss``, ``train``, ``report``, ``distill``. Only
 ``data.train`` and ``model.name`` are required; everything else has a default. Model and loss
 hyperparameters are validated against the parameter class their registry entry declares.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -114,6 +114,94 @@ class ReportConfig(Section):
     tensorboard: bool = Field(True, description="Write TensorBoard event files under tensorboard/.")
 
 
+class FeatureMatch(Section):
+    """One intermediate-layer match between teacher and student transformers (TinyBERT / TextBrewer's
+    ``intermediate_matches``)."""
+
+    teacher_layer: int = Field(..., ge=0, description="Teacher layer: hidden 0 = embeddings, i = output of "
+                                                      "layer i; attention i = layer i's attention (1-based).")
+    student_layer: int = Field(..., ge=0, description="Student layer, numbered the same way.")
+    feature: Literal["hidden", "attention"] = Field("hidden", description="Hidden states or attention maps.")
+    loss: Literal["hidden_mse", "cos", "nst_mmd", "attention_mse", "attention_ce"] = Field(
+        "hidden_mse", description="hidden: hidden_mse, cos or nst_mmd; attention: attention_mse or attention_ce.")
+    weight: float = Field(1.0, ge=0, description="Weight of this loss in the total.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        attention_loss = self.loss.startswith("attention")
+        if (self.feature == "attention") != attention_loss:
+            raise ValueError(f"feature {self.feature!r} cannot use loss {self.loss!r}: hidden states take "
+                             "hidden_mse, cos or nst_mmd; attention maps take attention_mse or attention_ce")
+        if self.feature == "attention" and (self.teacher_layer < 1 or self.student_layer < 1):
+            raise ValueError("attention layers are numbered from 1 (layer i's attention)")
+        return self
+
+
+class AugmentConfig(Section):
+    """Augmented copies of the training texts, labelled by the teacher only (Tang et al. 2019, "Distilling
+    Task-Specific Knowledge from BERT into Simple Neural Networks": masking and n-gram sampling)."""
+
+    copies: int = Field(0, ge=0, description="Augmented copies per training text (0 = off).")
+    mask: float = Field(0.1, ge=0, le=1, description="Probability of replacing a token by the teacher's mask "
+                                                     "(unknown) token.")
+    delete: float = Field(0.1, ge=0, le=1, description="Probability of deleting a token.")
+    ngram: float = Field(0.25, ge=0, le=1, description="Probability that a copy is a random n-gram of the text.")
+    ngram_max: int = Field(5, ge=1, description="Longest sampled n-gram, in tokens.")
+
+
+class DistillConfig(Section):
+    teacher: Union[str, list[str]] = Field(..., description="Teacher run directory, or a list of them "
+                                           "(averaged logits); a K-fold run counts as its K models.")
+    teacher_weights: Optional[list[float]] = Field(None, description="Weights of the teachers' logits "
+                                                   "(normalised); default equal.")
+    kd_loss: Literal["auto", "kl", "mse", "bce"] = Field("auto", description="Soft-target loss: auto = kl "
+                                                         "(single-label) or bce (multi-label, per-label sigmoid).")
+    temperature: float = Field(4.0, gt=0, description="Softmax/sigmoid temperature of the soft targets.")
+    temperature_schedule: Literal["constant", "flsw", "cwsm"] = Field(
+        "constant", description="Per-example temperature: constant, flsw (Wen et al. 2019) or cwsm (TextBrewer).")
+    temperature_beta: float = Field(1.0, ge=0, description="flsw/cwsm: how far temperatures spread.")
+    temperature_gamma: float = Field(2.0, gt=0, description="flsw: exponent of the disagreement weight.")
+    kd_weight: float = Field(1.0, ge=0, description="Weight of the soft-target loss.")
+    kd_weight_schedule: Literal["constant", "linear_decay", "linear_growth"] = Field(
+        "constant", description="How kd_weight changes over the training steps.")
+    hard_weight: float = Field(0.0, ge=0, description="Weight of the ordinary loss on gold labels (labelled "
+                                                      "examples only).")
+    hard_weight_schedule: Literal["constant", "linear_decay", "linear_growth"] = Field(
+        "constant", description="How hard_weight changes over the training steps.")
+    intermediate: list[FeatureMatch] = Field(default_factory=list, description="Intermediate matches between "
+                                             "transformer teacher and student (same tokenizer); see Distillation.")
+    student_layers: Optional[list[int]] = Field(None, description="Build the student from the teacher itself, "
+                                                "keeping these teacher layers (0-based), e.g. [1, 4] for 6 -> 2; "
+                                                "`model` is then `{name: hf}` (plus optional hf parameters).")
+    transfer_data: Optional[str] = Field(None, description="Extra unlabelled texts (.txt lines, or .jsonl/.csv "
+                                         "with the text field) labelled by the teacher only.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    cache: bool = Field(True, description="Cache teacher logits on disk (keyed by teachers and texts) and reuse them.")
+    cache_dir: Optional[str] = Field(None, description="Where cached teacher logits live; default "
+                                     "~/.cache/textsift/teacher_logits.")
+    teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teachers' forward passes.")
+
+    @field_validator("teacher")
+    @classmethod
+    def _teachers(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("expected at least one teacher run directory")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        n = len(self.teacher) if isinstance(self.teacher, list) else 1
+        if self.teacher_weights is not None and len(self.teacher_weights) != n:
+            raise ValueError(f"teacher_weights has {len(self.teacher_weights)} values for {n} teacher(s)")
+        if self.teacher_weights is not None and (min(self.teacher_weights) < 0 or sum(self.teacher_weights) <= 0):
+            raise ValueError("teacher_weights must be non-negative with a positive sum")
+        if (self.intermediate or self.student_layers) and n > 1:
+            raise ValueError("intermediate matches and student_layers need exactly one teacher")
+        if self.student_layers is not None and (not self.student_layers or min(self.student_layers) < 0):
+            raise ValueError("student_layers: expected a non-empty list of 0-based teacher layer indices")
+        return self
+
+
 class Config(Section):
     task: Optional[Literal["single_label", "multi_label", "hierarchical"]] = Field(
         None, description="Inferred from the training labels when absent.")
@@ -123,6 +211,8 @@ class Config(Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    distill: Optional[DistillConfig] = Field(None, description="Knowledge distillation from teacher runs "
+                                             "(`textsift distill`); see Distillation.")
 
     @field_validator("task", mode="before")
     @classmethod

@@ -102,6 +102,10 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         from textsift.engines.kfold import kfold_run
 
         return kfold_run(cfg, run_dir, resume)
+    if cfg.distill is not None and splits is None:
+        from textsift.engines.distill import distill_run
+
+        return distill_run(cfg, run_dir, resume)
     from textsift.engines.logging_utils import attach_log_file
     from textsift.engines.trainer import seed_everything
 
@@ -123,8 +127,13 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         handler.close()
 
 
-def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None) -> _Run:
-    """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run."""
+def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None, extra_texts=(),
+              model_factory=None, trainer_factory=None) -> _Run:
+    """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run.
+
+    Distillation adds ``extra_texts`` (unlabelled: transfer data, augmented copies) after the training
+    texts, a ``model_factory(encoder, scheme, params)`` (a student built from its teacher) and a
+    ``trainer_factory(**trainer_kwargs)`` (the ``Distiller``)."""
     from textsift.data.labels import LabelScheme
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
@@ -141,9 +150,12 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     if metric not in known:
         raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                             f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
-    encoder = build_encoder(cfg, (ex.text for ex in train))
+    encoder = build_encoder(cfg, [ex.text for ex in train] + list(extra_texts))
     params = _model_params(cfg)
-    model = build_model(cfg.model.name, params, encoder.vocab_size, scheme.num_labels, encoder.pad_id)
+    if model_factory is not None:
+        model = model_factory(encoder, scheme, params)
+    else:
+        model = build_model(cfg.model.name, params, encoder.vocab_size, scheme.num_labels, encoder.pad_id)
     model.check_max_length(cfg.train.max_length)
     extra = {}
     if params.get("vectors"):
@@ -159,16 +171,19 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
              encoder.vocab_size, cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}",
              _precision_name(model.amp_dtype))
     max_len = cfg.train.max_length
-    train_ids = encoder.encode_batch([ex.text for ex in train], max_len)
-    train_targets = scheme.targets([ex.labels for ex in train])
+    train_ids = encoder.encode_batch([ex.text for ex in train] + list(extra_texts), max_len)
+    labelled = scheme.targets([ex.labels for ex in train])
+    # unlabelled extra texts get placeholder targets; only a distiller's soft targets train on them
+    train_targets = torch.cat([labelled, labelled.new_zeros((len(extra_texts),) + labelled.shape[1:])])
     dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
     loss_fn = build_loss(cfg.loss.name or scheme.default_loss, cfg.loss.model_dump(exclude={"name"}),
-                         scheme.num_labels, train_targets)
+                         scheme.num_labels, labelled)
     run = _Run(resolved, run_dir, task, train, dev, test, scheme, encoder, model, None, train_ids, train_targets,
                dev_data, metric)
-    run.trainer = Trainer(model, loss_fn, train_ids, train_targets, cfg.train, run.evaluate, metric, run_dir,
-                          encoder.pad_id, on_best=lambda m: _save_weights(m, run_dir),
-                          tricks=build_tricks(cfg.train.tricks), tensorboard=cfg.report.tensorboard)
+    run.trainer = (trainer_factory or Trainer)(
+        model, loss_fn, train_ids, train_targets, cfg.train, run.evaluate, metric, run_dir, encoder.pad_id,
+        on_best=lambda m: _save_weights(m, run_dir), tricks=build_tricks(cfg.train.tricks),
+        tensorboard=cfg.report.tensorboard)
     return run
 
 

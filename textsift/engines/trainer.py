@@ -165,6 +165,10 @@ class Trainer:
         self.history: list[dict] = []
         self.best_state: Optional[dict] = None
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        # Named parts of the last batch's loss (e.g. a distiller's hard/kd/intermediate losses), set by
+        # compute_loss; logged per step to TensorBoard and the progress bar, averaged per epoch in history.
+        self.loss_parts: dict[str, float] = {}
+        self._epoch_parts: dict[str, float] = {}
 
     # ---------------------------------------------------------------- hooks (tricks may replace them)
     def compute_loss(self, batch: dict) -> torch.Tensor:
@@ -213,6 +217,8 @@ class Trainer:
                     loss = self.compute_loss(batch)
                 self.backward(batch, loss)
                 n = len(batch["targets"])
+                for name, value in self.loss_parts.items():
+                    self._epoch_parts[name] = self._epoch_parts.get(name, 0.0) + value * n
                 self._epoch_loss += loss.item() * n
                 self._epoch_examples += n
                 seen += n
@@ -222,12 +228,14 @@ class Trainer:
                     lr = self.lr
                     tb.add_scalar("train/loss", loss.item(), self.step)
                     tb.add_scalar("train/lr", lr, self.step)
+                    for name, value in self.loss_parts.items():
+                        tb.add_scalar(f"train/{name}", value, self.step)
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
                             and self.batch_in_epoch < self.batches_per_epoch:
                         self._checkpoint()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.lr:.2e}",
-                                ex_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", **{k: f"{v:.4f}" for k, v in self.loss_parts.items()},
+                                lr=f"{self.lr:.2e}", ex_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
             bar.close()
             self._epoch_seconds += time.perf_counter() - started
             self._end_epoch(tb)
@@ -269,12 +277,13 @@ class Trainer:
         self.model.train()
         row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.lr,
                "train_loss": self._epoch_loss / max(1, self._epoch_examples),
+               **{f"train_{k}": v / max(1, self._epoch_examples) for k, v in self._epoch_parts.items()},
                # the training loop's own time and examples (no dev evaluation): throughput = ratio
                "train_seconds": round(self._epoch_seconds, 3), "train_examples": self._epoch_examples,
                **{f"dev_{k}": v for k, v in dev.items() if isinstance(v, (int, float))}}
         self.history.append(row)
         for key, value in row.items():
-            if key.startswith("dev_") or key == "train_loss":
+            if key.startswith("dev_") or key.startswith("train_") and key not in ("train_seconds", "train_examples"):
                 tb.add_scalar(key.replace("_", "/", 1), value, self.epoch + 1)
         tb.flush()
         score = dev[self.metric]
@@ -293,6 +302,7 @@ class Trainer:
         patience = self.cfg.early_stopping.patience
         self.epoch += 1
         self.batch_in_epoch, self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0, 0.0, 0, 0.0
+        self._epoch_parts = {}
         if patience is not None and self.bad_epochs >= patience:
             log.info("early stopping: no %s improvement for %d epochs (best epoch %d)",
                      self.metric, patience, self.best_epoch)
@@ -310,7 +320,7 @@ class Trainer:
                          "best_score": self.best_score, "best_epoch": self.best_epoch,
                          "bad_epochs": self.bad_epochs, "finished": self.finished,
                          "epoch_loss": self._epoch_loss, "epoch_examples": self._epoch_examples,
-                         "epoch_seconds": self._epoch_seconds},
+                         "epoch_seconds": self._epoch_seconds, "epoch_parts": dict(self._epoch_parts)},
             "history": self.history, "best_state": self.best_state or {},
         }
 
@@ -322,6 +332,11 @@ class Trainer:
         if state is None:
             raise TextsiftError(f"--resume: no checkpoint in {self.checkpoints.root}; the run was stopped before "
                                 "its first checkpoint. Start it again without --resume (in a new run directory)")
+        self.load_state(state)
+        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch, self.step)
+
+    def load_state(self, state: dict) -> None:
+        """Everything ``state_dict`` saved, back into the model, optimizers, RNGs and progress."""
         self.model.load_state_dict(state["model"])
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
@@ -339,9 +354,9 @@ class Trainer:
         self.best_score, self.best_epoch, self.bad_epochs = p["best_score"], p["best_epoch"], p["bad_epochs"]
         self.finished, self._epoch_loss, self._epoch_examples = p["finished"], p["epoch_loss"], p["epoch_examples"]
         self._epoch_seconds = p.get("epoch_seconds", 0.0)
+        self._epoch_parts = dict(p.get("epoch_parts", {}))
         self.history = list(state["history"])
         self.best_state = state["best_state"] or None
-        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch, self.step)
 
     def load_best(self) -> None:
         """Load the best dev weights into the model (after ``fit``)."""

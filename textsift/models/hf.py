@@ -199,6 +199,39 @@ class HFClassifier(TextModel):
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(pooled))
 
+    def keep_layers(self, indices: list[int]) -> None:
+        """Keep only the encoder layers ``indices`` (0-based, in that order), e.g. to build a shallower
+        student from a teacher (DistilBERT / TinyBERT-style initialisation). The config's depth is
+        updated, so the run directory's config.json rebuilds the smaller encoder."""
+        stack = self._layer_stack()
+        if stack is None:
+            raise TextsiftError(f"{type(self.encoder).__name__}: no per-layer weights to select from (ALBERT "
+                                "shares one layer); use another encoder family")
+        n = len(stack)
+        bad = [i for i in indices if not 0 <= i < n]
+        if bad:
+            raise TextsiftError(f"distill.student_layers: {bad} out of range; the teacher has layers 0..{n - 1}")
+        kept = nn.ModuleList(stack[i] for i in indices)
+        parent_name, _, attr = self._stack_name.rpartition(".")
+        setattr(self.encoder.get_submodule(parent_name) if parent_name else self.encoder, attr, kept)
+        config = self.encoder.config
+        for key in ("num_hidden_layers", "n_layer", "n_layers"):
+            if hasattr(config, key):
+                setattr(config, key, len(indices))
+        for i, layer in enumerate(kept):  # layers that know their index (e.g. for caches) get the new one
+            if hasattr(layer, "layer_idx"):
+                layer.layer_idx = i
+        self._layer_of = self._map_layers()
+
+    def _layer_stack(self):
+        """The encoder's ModuleList of layers (one entry per layer), or None (shared layers)."""
+        for name, module in self.encoder.named_modules():
+            if isinstance(module, nn.ModuleList) and len(module) == self.num_layers and \
+                    name.rsplit(".", 1)[-1] in ("layer", "layers", "h", "block"):
+                self._stack_name = name
+                return module
+        return None
+
     # ---------------------------------------------------------------- fine-tuning controls
     def param_groups(self, lr: float) -> list[dict]:
         """Head at ``head_lr`` (or ``lr``); the top layer and everything above the layers at ``lr``; layer
@@ -247,16 +280,29 @@ class HFClassifier(TextModel):
             return torch.stack([self.classifier(self.dropout(pooled)) for _ in range(n)]).mean(0)
         return self.classifier(self.dropout(pooled))
 
-    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The encoder's last hidden states (batch, seq, hidden)."""
-        return self.encoder(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+    features: tuple[bool, bool] = (False, False)  # (hidden states, attentions) in ModelOutput (distillation)
+
+    def output_features(self, hidden: bool, attentions: bool) -> None:
+        """Return every layer's hidden states and/or attention maps in ``ModelOutput`` (for intermediate
+        distillation). Attention maps need the eager attention kernel (fused ones do not expose them)."""
+        if attentions and hasattr(self.encoder, "set_attn_implementation"):
+            self.encoder.set_attn_implementation("eager")
+        self.features = (hidden, attentions)
+
+    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor):
+        """The encoder's output: ``last_hidden_state`` (batch, seq, hidden), plus ``hidden_states`` and
+        ``attentions`` when ``output_features`` asked for them."""
+        hidden, attentions = self.features
+        return self.encoder(input_ids=input_ids, attention_mask=mask.long(), output_hidden_states=hidden or None,
+                            output_attentions=attentions or None)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         if self.params.chunk_size is not None:
             return self._forward_chunks(input_ids, mask)
-        hidden = self._encode(input_ids, mask)  # (batch, seq, hidden)
-        pooled = self._pool(hidden, mask)  # (batch, hidden)
-        return ModelOutput(logits=self._logits(pooled), pooled=pooled, mask=mask)
+        out = self._encode(input_ids, mask)
+        pooled = self._pool(out.last_hidden_state, mask)  # (batch, hidden)
+        return ModelOutput(logits=self._logits(pooled), pooled=pooled, mask=mask,
+                           hidden_states=getattr(out, "hidden_states", None), attentions=getattr(out, "attentions", None))
 
     def _windows(self, input_ids: torch.Tensor, mask: torch.Tensor):
         """Cut content ids (batch, seq) into windows with special tokens: ids and mask of shape
@@ -296,7 +342,7 @@ class HFClassifier(TextModel):
         # would be frozen into the graph; the extra columns are masked, so logits are the same)
         width = ids.size(-1) if torch.jit.is_tracing() else int(win_mask[valid].sum(1).max())
         flat_ids, flat_mask = ids[valid][:, :width], win_mask[valid][:, :width]  # (n_valid, width)
-        hidden = self._encode(flat_ids, flat_mask)
+        hidden = self._encode(flat_ids, flat_mask).last_hidden_state  # (n_valid, width, hidden)
         pooled = self._pool(hidden, flat_mask)  # (n_valid, hidden)
         logits = self._logits(pooled)  # (n_valid, labels)
         full = logits.new_zeros(valid.shape + logits.shape[-1:])  # (batch, windows, labels)

@@ -1,0 +1,400 @@
+"""Knowledge distillation: a student trained on its teachers' soft targets, in an ordinary run directory.
+
+The ``Distiller`` is the ``Trainer`` with another ``compute_loss`` (STYLE.md: a distiller only changes
+how the loss is computed). Everything else — batching, optimizers, checkpoints and exact resume,
+dev selection, reports, the run directory — is the trainer's and ``train_run``'s.
+
+* Teachers are finished runs (any model type, a K-fold run counts as its K models). Each encodes the
+  texts with its own tokenizer, so any teacher can teach any student (an ``hf`` encoder → TextCNN).
+  Several teachers' logits are averaged, optionally weighted.
+* Teacher logits for the training texts are computed once, before training, and cached on disk keyed
+  by the teachers' weights and the texts, so epochs and later runs reuse them.
+* Extra texts (``distill.transfer_data`` lines, augmented copies of the training texts) are labelled
+  by the teachers only: they train on the soft-target loss, never on the hard-label loss.
+* Between transformers with the same tokenizer, intermediate matches add hidden-state and attention
+  losses; the teacher then runs live on each batch. ``distill.student_layers`` builds the student from
+  the teacher itself, keeping some of its layers (e.g. 6 → 2, DistilBERT / TinyBERT initialisation).
+
+Multi-task distillation (teachers with different label sets into one multi-head student) is not
+implemented: a student has one label set, the teachers'.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from textsift.config.schema import Config, DistillConfig
+from textsift.engines.trainer import Trainer
+from textsift.errors import TextsiftError
+from textsift.losses.kd import Projections, feature_loss, kd_loss, schedule_weight, temperature
+
+log = logging.getLogger("textsift")
+
+
+# ---------------------------------------------------------------- teachers
+class Teachers:
+    """Teacher runs whose (weighted) average logits, in the first teacher's label order, are the soft targets."""
+
+    def __init__(self, paths: Sequence[str], weights: Optional[Sequence[float]] = None):
+        from textsift.rundir import load_bundle
+
+        self.paths = [Path(p) for p in paths]
+        self.bundles = [load_bundle(p) for p in self.paths]
+        first = self.bundles[0].scheme
+        self.task, self.labels = first.task, list(first.labels)
+        self.order = []
+        for path, b in zip(self.paths, self.bundles):
+            if b.scheme.task != self.task or sorted(b.scheme.labels) != sorted(self.labels):
+                raise TextsiftError(f"distill.teacher: {path} is a {b.scheme.task} model over labels "
+                                    f"{b.scheme.labels[:5]}..., unlike {self.paths[0]} ({self.task}, "
+                                    f"{self.labels[:5]}...); teachers must share task and label set")
+            self.order.append([b.scheme.labels.index(label) for label in self.labels])
+        w = np.asarray(weights if weights is not None else [1.0] * len(paths), dtype=np.float64)
+        self.weights = w / w.sum()
+
+    def logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Averaged teacher logits ``(n, labels)`` for ``texts`` (each teacher encodes them its own way)."""
+        from textsift.engines.batching import predict_logits
+
+        total = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        for b, order, w in zip(self.bundles, self.order, self.weights):
+            if getattr(b.model, "members", None) is not None:  # a K-fold run: its members' mean
+                out = b.model.logits(list(texts), batch_size)
+            else:
+                out = predict_logits(b.model, b.encoder.encode_batch(list(texts), b.max_length), batch_size,
+                                     b.encoder.pad_id)
+            total += w * out[:, order]
+        return total.astype(np.float32)
+
+    def fingerprint(self) -> str:
+        """Identifies the teachers' weights (path, size and modification time of every weight file)."""
+        parts = []
+        for path in self.paths:
+            for f in sorted(path.rglob("model.safetensors")):
+                st = f.stat()
+                parts.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        parts.append(",".join(f"{w:.6f}" for w in self.weights))
+        return "\n".join(parts)
+
+
+def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: DistillConfig) -> np.ndarray:
+    """``teachers.logits(texts)``, read from / written to the cache when ``distill.cache`` is on."""
+    if not dcfg.cache:
+        return teachers.logits(texts, dcfg.teacher_batch_size)
+    from safetensors.numpy import load_file, save_file
+
+    key = hashlib.sha256(teachers.fingerprint().encode())
+    for text in texts:
+        key.update(text.encode("utf-8") + b"\0")
+    folder = Path(dcfg.cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                                                 "textsift", "teacher_logits")).expanduser()
+    path = folder / f"{key.hexdigest()[:32]}.safetensors"
+    if path.is_file():
+        try:
+            logits = load_file(str(path))["logits"]
+            if logits.shape == (len(texts), len(teachers.labels)):
+                log.info("teacher logits for %d texts read from the cache %s", len(texts), path)
+                return logits
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            pass
+    started = time.perf_counter()
+    logits = teachers.logits(texts, dcfg.teacher_batch_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({"logits": logits}, str(tmp))
+    os.replace(tmp, path)
+    log.info("teacher logits for %d texts computed in %.1f s, cached in %s", len(texts),
+             time.perf_counter() - started, path)
+    return logits
+
+
+# ---------------------------------------------------------------- extra texts
+def _tokens(text: str) -> tuple[list[str], str]:
+    """Whitespace tokens (joined by spaces again), or characters for unspaced (e.g. Chinese) text."""
+    return (text.split(), " ") if " " in text.strip() else (list(text), "")
+
+
+def augment_texts(texts: Sequence[str], cfg, mask_token: Optional[str], seed: int) -> list[str]:
+    """``cfg.copies`` augmented copies of each text (Tang et al. 2019): per token, masking with
+    ``mask_token`` (skipped when the teacher has none) or deletion; or, for a whole copy, a random n-gram."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(cfg.copies):
+        for text in texts:
+            tokens, joiner = _tokens(text)
+            if len(tokens) > 1 and rng.random() < cfg.ngram:
+                n = rng.randint(1, min(cfg.ngram_max, len(tokens)))
+                start = rng.randint(0, len(tokens) - n)
+                tokens = tokens[start:start + n]
+            else:
+                kept = []
+                for tok in tokens:
+                    r = rng.random()
+                    if mask_token and r < cfg.mask:
+                        kept.append(mask_token)
+                    elif r >= cfg.mask and r < cfg.mask + cfg.delete:
+                        continue
+                    else:
+                        kept.append(tok)
+                tokens = kept or tokens[:1]
+            out.append(joiner.join(tokens))
+    return out
+
+
+def _mask_token(teachers: Teachers) -> Optional[str]:
+    tok = getattr(teachers.bundles[0].encoder, "tokenizer", None)
+    return getattr(tok, "mask_token", None) if isinstance(getattr(tok, "mask_token", None), str) else None
+
+
+# ---------------------------------------------------------------- the distiller
+class Distiller(Trainer):
+    """The trainer, with the loss computed from the teachers' soft targets (+ hard labels, + features).
+
+    Extra args: ``teacher_logits`` (n, labels) for every training row, ``labelled`` (n,) bool (rows with
+    gold labels), the ``distill`` config, whether the task is multi-label, and for intermediate matches
+    the live ``teacher`` model and the ``Projections``.
+    """
+
+    def __init__(self, *args, teacher_logits: torch.Tensor, labelled: torch.Tensor, dcfg: DistillConfig,
+                 multi_label: bool, teacher=None, projections: Optional[Projections] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher_logits, self.labelled, self.dcfg = teacher_logits, labelled, dcfg
+        self.kind = dcfg.kd_loss if dcfg.kd_loss != "auto" else ("bce" if multi_label else "kl")
+        self.teacher, self.projections = teacher, projections
+        self.total_steps = self.steps_per_epoch * self.cfg.epochs
+        if projections is not None and any(p.requires_grad for p in projections.parameters()):
+            from textsift.engines.trainer import build_scheduler
+
+            projections.to(self.device)
+            extra = torch.optim.AdamW(projections.parameters(), lr=self.cfg.lr)
+            self.optimizers.append(extra)
+            self.schedulers.append(build_scheduler(extra, self.cfg, self.total_steps))
+
+    def _batch(self, idx: np.ndarray) -> dict:
+        batch = super()._batch(idx)
+        batch["index"] = torch.as_tensor(idx)
+        return batch
+
+    def compute_loss(self, batch: dict) -> torch.Tensor:
+        progress = self.step / max(1, self.total_steps)
+        out = self.model(batch["input_ids"], batch["mask"])
+        student = out.logits  # (batch, labels)
+        teacher = self.teacher_logits[batch["index"]].to(student.device)
+        d = self.dcfg
+        tau = temperature(d.temperature_schedule, d.temperature, student, teacher, d.temperature_beta,
+                          d.temperature_gamma)
+        kd = kd_loss(self.kind, student, teacher, tau)
+        total = schedule_weight(d.kd_weight_schedule, d.kd_weight, progress) * kd
+        parts = {"kd_loss": kd.item()}
+        hard_weight = schedule_weight(d.hard_weight_schedule, d.hard_weight, progress)
+        rows = self.labelled[batch["index"]].to(student.device)
+        if hard_weight > 0 and bool(rows.any()):
+            hard = self.loss_fn(student[rows].float(), batch["targets"][rows])
+            total = total + hard_weight * hard
+            parts["hard_loss"] = hard.item()
+        if d.intermediate:
+            total = total + self._intermediate(batch, out, parts)
+        self.loss_parts = parts
+        return total
+
+    def _intermediate(self, batch: dict, out, parts: dict) -> torch.Tensor:
+        from textsift.precision import autocast
+
+        with torch.no_grad(), autocast(self.teacher, self.device):
+            t_out = self.teacher(batch["input_ids"], batch["mask"])
+        total, proj = 0.0, 0
+        mask = batch["mask"]
+        for match in self.dcfg.intermediate:
+            if match.feature == "hidden":
+                s = self.projections(proj, out.hidden_states[match.student_layer].float())
+                t = t_out.hidden_states[match.teacher_layer]
+                proj += 1
+            else:
+                s = out.attentions[match.student_layer - 1]
+                t = t_out.attentions[match.teacher_layer - 1]
+            loss = feature_loss(match.loss, s, t, mask)
+            parts[f"{match.feature}_{match.teacher_layer}_{match.student_layer}_{match.loss}"] = loss.item()
+            total = total + match.weight * loss
+        return total
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.projections is not None:
+            state["projections"] = self.projections.state_dict()
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        if self.projections is not None and state.get("projections"):
+            self.projections.load_state_dict(state["projections"])
+
+
+# ---------------------------------------------------------------- the recipe
+def distill_run(cfg: Config, run_dir, resume: bool = False) -> dict:
+    """Distil ``cfg.distill.teacher`` into the student ``cfg.model``; returns ``metrics.json``'s content."""
+    from textsift.engines.logging_utils import attach_log_file
+    from textsift.engines.train_run import _assemble, _finish, _fit, _write_run_json, load_datasets
+    from textsift.engines.trainer import seed_everything
+    from textsift.rundir import create_run_dir, write_json
+
+    d = cfg.distill
+    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
+    handler = attach_log_file(run_dir / "train.log")
+    started = time.time()
+    try:
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        _check_tricks(cfg)
+        teachers = Teachers(d.teacher if isinstance(d.teacher, list) else [d.teacher], d.teacher_weights)
+        task, train, dev, test = load_datasets(cfg)
+        if task != teachers.task:
+            raise TextsiftError(f"distill: the data is a {task} task but the teachers are {teachers.task} models")
+        extra = _extra_texts(cfg, teachers, [ex.text for ex in train])
+        texts = [ex.text for ex in train] + extra
+        logits = torch.from_numpy(cached_teacher_logits(teachers, texts, d))
+        labelled = torch.arange(len(texts)) < len(train)
+        teacher_model, projections = _live_teacher(cfg, teachers)
+        factory = functools.partial(Distiller, teacher_logits=logits, labelled=labelled, dcfg=d,
+                                    multi_label=teachers.task != "single_label", teacher=teacher_model,
+                                    projections=None)
+        model_factory = functools.partial(_student_from_teacher, teachers, d.student_layers) if d.student_layers \
+            else None
+        run = _assemble(cfg, run_dir, resume, (task, train, dev, test), teachers.labels, extra, model_factory,
+                        _with_projections(factory, cfg, teachers, teacher_model))
+        _check_student(cfg, run, teachers)
+        _write_run_json(run_dir, "running", started)
+        _fit(run, resume)
+        metrics = _finish(run, started)
+        metrics["distill"] = _teacher_report(teachers, run, d)
+        write_json(run_dir / "metrics.json", metrics)
+        _write_run_json(run_dir, "finished", started)
+        return metrics
+    finally:
+        logging.getLogger("textsift").removeHandler(handler)
+        handler.close()
+
+
+def _check_tricks(cfg: Config) -> None:
+    from textsift.registry import TRICKS
+    from textsift.tricks.base import Trick
+
+    for spec in cfg.train.tricks:
+        cls = TRICKS.entry(spec.name).obj
+        if getattr(cls, "owns_backward", False) or cls.compute_loss is not Trick.compute_loss:
+            raise TextsiftError(f"train.tricks: '{spec.name}' computes its own loss or backward pass on the gold "
+                                "labels, which distillation replaces; remove it (ema, swa, noisytune and "
+                                "multisample_dropout combine with distillation)")
+
+
+def _extra_texts(cfg: Config, teachers: Teachers, train_texts: list[str]) -> list[str]:
+    d, extra = cfg.distill, []
+    if d.transfer_data:
+        from textsift.data import iter_texts
+
+        extra += [text for _, text in iter_texts(d.transfer_data, cfg.data) if text.strip()]
+        log.info("transfer data: %d unlabelled texts from %s", len(extra), d.transfer_data)
+    if d.augment.copies:
+        mask = _mask_token(teachers)
+        augmented = augment_texts(train_texts, d.augment, mask, cfg.train.seed)
+        extra += augmented
+        log.info("augmentation: %d copies of the training texts (masking %s)", len(augmented),
+                 f"with {mask}" if mask else "off: the teacher has no mask token")
+    return extra
+
+
+def _student_from_teacher(teachers: Teachers, layers: list[int], encoder, scheme, params: dict):
+    """The teacher's own encoder and head, at full depth with the teacher's weights, then only the
+    ``student_layers`` kept. The student's model.json then describes the smaller model."""
+    from textsift.models import build_model
+
+    t = teachers.bundles[0]
+    if type(t.model).__name__ != "HFClassifier":
+        raise TextsiftError("distill.student_layers: the teacher must be an `hf` encoder run")
+    # the teacher's parameters (pooling, dropout, ...), except what the student's `model` section sets
+    merged = {**t.model.params.model_dump(), **params, "pretrained": str(teachers.paths[0] / "hf")}
+    student = build_model("hf", merged, encoder.vocab_size, scheme.num_labels, encoder.pad_id,
+                          pretrained_weights=False)
+    missing, unexpected = student.load_state_dict(t.model.state_dict(), strict=False)
+    if unexpected or [k for k in missing if not k.startswith("encoder.")]:
+        raise TextsiftError("distill.student_layers: the student's `model` parameters describe a different model "
+                            "than the teacher's; leave them out (only `name: hf` is needed)")
+    depth = student.num_layers
+    student.keep_layers(layers)
+    log.info("student: the teacher's embeddings, head and layers %s (%d of %d)", layers, len(layers), depth)
+    return student
+
+
+def _live_teacher(cfg: Config, teachers: Teachers):
+    """The teacher model run on every batch (intermediate matches only), with features switched on."""
+    if not cfg.distill.intermediate:
+        return None, None
+    t = teachers.bundles[0]
+    if not hasattr(t.model, "output_features") or getattr(t.model, "members", None) is not None:
+        raise TextsiftError("distill.intermediate: the teacher must be a single `hf` encoder run (not K-fold)")
+    feats = {m.feature for m in cfg.distill.intermediate}
+    t.model.output_features("hidden" in feats, "attention" in feats)
+    t.model.eval()
+    for p in t.model.parameters():
+        p.requires_grad_(False)
+    return t.model, None
+
+
+def _with_projections(factory, cfg: Config, teachers: Teachers, teacher_model):
+    """Wrap the Distiller factory so it gets the student↔teacher width projections (built once the
+    student exists) and the student emits the features the matches need."""
+    if teacher_model is None:
+        return factory
+
+    def build(model, *args, **kwargs):
+        if not hasattr(model, "output_features"):
+            raise TextsiftError("distill.intermediate: the student must be an `hf` encoder (model.name: hf)")
+        feats = {m.feature for m in cfg.distill.intermediate}
+        model.output_features("hidden" in feats, "attention" in feats)
+        width = lambda m: m.encoder.config.hidden_size  # noqa: E731
+        pairs = [(width(model), width(teacher_model)) for m in cfg.distill.intermediate if m.feature == "hidden"]
+        for m in cfg.distill.intermediate:
+            for who, layer, net in (("teacher", m.teacher_layer, teacher_model), ("student", m.student_layer, model)):
+                if layer > net.num_layers:
+                    raise TextsiftError(f"distill.intermediate: {who}_layer {layer} is beyond the {who}'s "
+                                        f"{net.num_layers} layers")
+        return factory.func(model, *args, **{**factory.keywords, **kwargs, "projections": Projections(pairs)})
+    return build
+
+
+def _check_student(cfg: Config, run, teachers: Teachers) -> None:
+    """Intermediate matches compare token positions: teacher and student must tokenize alike."""
+    if not cfg.distill.intermediate:
+        return
+    t = teachers.bundles[0].encoder
+    probe = [ex.text for ex in run.train[:20]]
+    if t.encode_batch(probe, cfg.train.max_length) != run.encoder.encode_batch(probe, cfg.train.max_length):
+        raise TextsiftError("distill.intermediate: teacher and student tokenize the training texts differently; "
+                            "intermediate matches need the same tokenizer (use the teacher's pretrained "
+                            "folder for the student, or distill.student_layers)")
+
+
+def _teacher_report(teachers: Teachers, run, d: DistillConfig) -> dict:
+    """The teachers' own dev/test metrics on the same examples, for the teacher-vs-student comparison."""
+    from textsift.engines.evaluation import split_metrics
+
+    report = {"teachers": [str(p) for p in teachers.paths], "kd_loss": d.kd_loss, "temperature": d.temperature,
+              "extra_texts": int((~run.trainer.labelled).sum())}
+    for split, examples in (("dev", run.dev), ("test", run.test)):
+        if not examples:
+            continue
+        logits = torch.from_numpy(cached_teacher_logits(teachers, [ex.text for ex in examples], d))
+        own = teachers.bundles[0].scheme  # the teacher's own thresholds (multi-label)
+        probs = own.probabilities(logits).numpy()
+        report[f"teacher_{split}"] = split_metrics(run.scheme, run.scheme.gold([ex.labels for ex in examples]),
+                                                   own.decide(probs))
+    return report
