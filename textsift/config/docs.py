@@ -6,6 +6,8 @@ is current, so the documentation cannot drift from the schema. Regenerate with
 """
 from __future__ import annotations
 
+import typing
+
 import json
 import types
 
@@ -44,24 +46,36 @@ def _render(ann) -> str:
     return getattr(ann, "__name__", str(ann))
 
 
+def _section(ann):
+    """The config-section class behind an annotation (``X`` or ``Optional[X]``), or None."""
+    origin = typing.get_origin(ann)
+    if origin is not None and origin is not typing.Union and str(origin) != "<class 'types.UnionType'>":
+        return None  # list[X], dict[...]: not a section
+    args = [a for a in typing.get_args(ann) if a is not type(None)] if origin else [ann]
+    return args[0] if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) else None
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not EarlyStopping and prefix == "":
+        section = _section(field.annotation)
+        if section is not None and prefix == "":
+            continue  # a top-level section: listed on its own
+        if section is not None:  # a nested section (train.early_stopping, distill.augment)
+            rows += _rows(section, f"{prefix}{name}.")
             continue
-        if ann is EarlyStopping:
-            rows += _rows(EarlyStopping, f"{prefix}{name}.")
-            continue
+        item = typing.get_args(field.annotation)[0] if typing.get_origin(field.annotation) is list else None
         rows.append(f"| `{prefix}{name}` | {_type(field)} | {_default(field)} | {field.description or ''} |")
+        if isinstance(item, type) and issubclass(item, BaseModel) and item.__module__ == model.__module__:
+            rows += _rows(item, f"{prefix}{name}[].")  # list items with fields of their own (distill.intermediate)
     return rows
 
 
 def config_reference() -> str:
     lines = []
     sections: list[tuple[str, Any]] = [("", Config)] + [
-        (f"{name}.", field.annotation) for name, field in Config.model_fields.items()
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
+        (f"{name}.", _section(field.annotation)) for name, field in Config.model_fields.items()
+        if _section(field.annotation) is not None]
     lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
     for prefix, model in sections:
         if prefix in ("model.", "loss."):

@@ -1,0 +1,270 @@
+"""Distillation: KD losses against hand computations, schedules, feature losses, cached teacher logits,
+and end-to-end runs (cross-architecture, transfer data, multi-label, multi-teacher, layer-reduced
+students, intermediate matches) whose results are checked."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from conftest import make_texts, write_jsonl
+from hf_tiny import make_tiny_model
+
+BASE_TRAIN = {"epochs": 3, "batch_size": 16, "progress": False, "max_length": 24, "precision": "fp32"}
+
+
+# ---------------------------------------------------------------- loss functions
+@pytest.mark.parametrize("t", [1.0, 2.0, 4.0])
+def test_kl_kd_loss_equals_kl_div_times_t_squared(t):
+    from textsift.losses.kd import kd_loss
+
+    g = torch.Generator().manual_seed(0)
+    s, teacher = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    expected = F.kl_div(F.log_softmax(s / t, -1), F.softmax(teacher / t, -1), reduction="batchmean") * t * t
+    got = kd_loss("kl", s, teacher, torch.full((8, 1), t))
+    torch.testing.assert_close(got, expected)
+
+
+def test_bce_kd_loss_uses_per_label_sigmoid_targets():
+    from textsift.losses.kd import kd_loss
+
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    p = torch.sigmoid(t / 2)
+    manual = -(p * F.logsigmoid(s / 2) + (1 - p) * F.logsigmoid(-s / 2)).mean() * 4
+    torch.testing.assert_close(kd_loss("bce", s, t, torch.full((6, 1), 2.0)), manual)
+    # labels do not compete: raising one teacher logit leaves the other labels' targets unchanged
+    t2 = t.clone()
+    t2[:, 0] += 5
+    assert torch.allclose(torch.sigmoid(t2[:, 1:] / 2), p[:, 1:])
+    assert kd_loss("mse", s, t, torch.ones(6, 1)) == pytest.approx(F.mse_loss(s, t).item())
+
+
+def test_temperature_schedules():
+    from textsift.losses.kd import temperature
+
+    s = torch.tensor([[4.0, 0.0, 0.0], [0.2, 0.1, 0.0]])  # confident, then unsure student
+    t = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.0, 3.0]])  # teacher agrees with the first only
+    assert temperature("constant", 3.0, s, t).squeeze(-1).tolist() == [3.0, 3.0]
+    flsw = temperature("flsw", 3.0, s, t, beta=1.0, gamma=1.0).squeeze(-1)
+    w = 1 - F.cosine_similarity(s, t, dim=-1, eps=1e-4)
+    torch.testing.assert_close(flsw, 3.0 + (w.mean() - w))
+    assert flsw[0] > 3.0 > flsw[1]  # disagreement → sharper (lower) temperature
+    cwsm = temperature("cwsm", 3.0, s, t, beta=0.5).squeeze(-1)
+    w = 1 / (s.softmax(-1).max(-1).values + 1e-3)
+    torch.testing.assert_close(cwsm, 3.0 + 0.5 * (w.mean() - w))
+    assert cwsm[0] > cwsm[1]
+
+
+def test_weight_schedules():
+    from textsift.losses.kd import schedule_weight
+
+    assert [schedule_weight("constant", 2.0, x) for x in (0, 0.5, 1)] == [2.0, 2.0, 2.0]
+    assert [schedule_weight("linear_decay", 2.0, x) for x in (0, 0.25, 1)] == [2.0, 1.5, 0.0]
+    assert [schedule_weight("linear_growth", 2.0, x) for x in (0, 0.25, 1)] == [0.0, 0.5, 2.0]
+
+
+def test_feature_losses_ignore_padding_and_vanish_on_equal_features():
+    from textsift.losses.kd import Projections, feature_loss
+
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(2, 5, 8, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    for kind in ("hidden_mse", "cos", "nst_mmd"):
+        assert feature_loss(kind, h, h, mask).item() == pytest.approx(0.0, abs=1e-5)
+        other = torch.randn(2, 5, 8, generator=g)
+        changed = other.clone()
+        changed[0, 3:] += 100  # padded positions of the first text
+        assert feature_loss(kind, changed, h, mask).item() == pytest.approx(feature_loss(kind, other, h, mask).item(),
+                                                                             rel=1e-5)
+    a = torch.softmax(torch.randn(2, 2, 5, 5, generator=g), -1)
+    b = torch.softmax(torch.randn(2, 2, 5, 5, generator=g), -1)
+    assert feature_loss("attention_mse", a, a, mask).item() == pytest.approx(0.0)
+    full = torch.ones(2, 5, dtype=torch.bool)
+    manual = -(b * torch.log(a)).sum(-1).mean()
+    torch.testing.assert_close(feature_loss("attention_ce", a, b, full), manual)
+    p = Projections([(16, 32), (32, 32)])
+    assert p(0, torch.zeros(2, 5, 16)).shape == (2, 5, 32) and isinstance(p.maps[1], torch.nn.Identity)
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    """A teacher TextCNN trained on 240 labelled texts; 24 labelled texts and 300 unlabelled ones for students."""
+    from textsift.api import TextClassifier
+
+    root = tmp_path_factory.mktemp("distill")
+    files = {s: str(write_jsonl(root / f"{s}.jsonl", make_texts(n, seed))) for s, n, seed in
+             (("train", 240, 1), ("dev", 60, 2), ("test", 90, 3), ("few", 24, 4))}
+    (root / "transfer.txt").write_text("\n".join(r["text"] for r in make_texts(300, 9)) + "\n")
+    TextClassifier.train({"data": {k: files[k] for k in ("train", "dev", "test")},
+                          "model": {"name": "textcnn", "embedding_dim": 32}, "tokenizer": {"name": "word"},
+                          "train": {**BASE_TRAIN, "epochs": 6, "lr": 0.01}}, root / "teacher")
+    return root, files
+
+
+def _student(root, files, name, distill=None, model=None, **train):
+    from textsift.api import TextClassifier
+
+    cfg = {"data": {"train": files["few"], "dev": files["dev"], "test": files["test"]},
+           "model": model or {"name": "fasttext", "embedding_dim": 16}, "tokenizer": {"name": "word"},
+           "train": {**BASE_TRAIN, "epochs": 8, "lr": 0.05, **train}}
+    if distill is not None:
+        cfg["distill"] = distill
+    TextClassifier.train(cfg, root / name)
+    return json.loads((root / name / "metrics.json").read_text())
+
+
+def test_student_distilled_with_transfer_data_beats_hard_labels_alone(task):
+    root, files = task
+    alone = _student(root, files, "alone")
+    distilled = _student(root, files, "kd", {"teacher": str(root / "teacher"), "hard_weight": 0.5,
+                                             "transfer_data": str(root / "transfer.txt"), "cache_dir": str(root / "c")})
+    teacher = distilled["distill"]["teacher_test"]["accuracy"]
+    assert distilled["test"]["accuracy"] > alone["test"]["accuracy"] + 0.05
+    assert distilled["test"]["accuracy"] >= teacher - 0.1
+    history = json.loads((root / "kd" / "history.json").read_text())
+    assert {"train_kd_loss", "train_hard_loss"} <= set(history[0])  # the parts are logged separately
+    assert distilled["distill"]["extra_texts"] == 300
+
+
+def test_cached_teacher_logits_equal_live_ones(task, monkeypatch):
+    from textsift.config.schema import DistillConfig
+    from textsift.engines.distill import Teachers, cached_teacher_logits
+
+    root, _ = task
+    teachers = Teachers([str(root / "teacher")])
+    texts = [r["text"] for r in make_texts(20, 5)]
+    d = DistillConfig(teacher=str(root / "teacher"), cache_dir=str(root / "cache2"))
+    first = cached_teacher_logits(teachers, texts, d)
+    np.testing.assert_allclose(first, teachers.logits(texts, d.teacher_batch_size), atol=1e-6)
+    monkeypatch.setattr(Teachers, "logits", lambda *a: pytest.fail("the cache was not used"))
+    np.testing.assert_array_equal(cached_teacher_logits(teachers, texts, d), first)
+    monkeypatch.undo()
+    assert len(list((root / "cache2").iterdir())) == 1
+    cached_teacher_logits(teachers, texts[:-1], d)  # other texts, another entry
+    assert len(list((root / "cache2").iterdir())) == 2
+
+
+def test_multi_teacher_logits_are_the_weighted_mean_in_one_label_order(task):
+    from textsift.engines.distill import Teachers
+
+    root, files = task
+    _student(root, files, "teacher2", model={"name": "textcnn", "embedding_dim": 16})
+    texts = [r["text"] for r in make_texts(10, 6)]
+    one, two = Teachers([str(root / "teacher")]), Teachers([str(root / "teacher2")])
+    both = Teachers([str(root / "teacher"), str(root / "teacher2")], [3, 1])
+    np.testing.assert_allclose(both.logits(texts, 8), 0.75 * one.logits(texts, 8) + 0.25 * two.logits(texts, 8),
+                               atol=1e-5)
+
+
+def test_multi_label_distillation_uses_sigmoid_soft_targets(tmp_path):
+    from textsift.api import TextClassifier
+
+    files = {s: str(write_jsonl(tmp_path / f"{s}.jsonl", make_texts(n, seed, multi=True)))
+             for s, n, seed in (("train", 200, 1), ("dev", 60, 2))}
+    base = {"data": files, "tokenizer": {"name": "word"}, "train": {**BASE_TRAIN, "epochs": 4, "lr": 0.01}}
+    TextClassifier.train({**base, "model": {"name": "textcnn", "embedding_dim": 16}}, tmp_path / "t")
+    student = TextClassifier.train({**base, "model": {"name": "fasttext", "embedding_dim": 16},
+                                    "train": {**base["train"], "lr": 0.05},
+                                    "distill": {"teacher": str(tmp_path / "t"), "cache": False}}, tmp_path / "s")
+    assert student.multi_label and all(isinstance(x, list) for x in student.predict(["stock market", "goal"]))
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["dev"]["micro_f1"] > 0.6
+
+
+@pytest.fixture(scope="module")
+def hf_teacher(task):
+    from textsift.api import TextClassifier
+
+    root, files = task
+    texts = [json.loads(line)["text"] for line in open(files["train"], encoding="utf-8")]
+    folder = make_tiny_model("bert", root / "tiny-bert", texts)
+    TextClassifier.train({"data": {k: files[k] for k in ("train", "dev", "test")},
+                          "model": {"name": "hf", "pretrained": str(folder), "pooling": "mean"},
+                          "train": {**BASE_TRAIN, "epochs": 3, "lr": 2e-3}}, root / "hf-teacher")
+    return root / "hf-teacher"
+
+
+def test_encoder_teacher_into_a_classic_student(task, hf_teacher):
+    root, files = task
+    metrics = _student(root, files, "cross", {"teacher": str(hf_teacher), "transfer_data": str(root / "transfer.txt"),
+                                              "augment": {"copies": 1}, "cache": False},
+                       model={"name": "textcnn", "embedding_dim": 16})
+    assert metrics["distill"]["extra_texts"] == 300 + 24  # transfer texts + one augmented copy per labelled one
+    assert metrics["test"]["accuracy"] > 0.6
+
+
+def test_layer_reduced_student_starts_from_the_chosen_teacher_layers(task, hf_teacher, tmp_path):
+    from textsift.rundir import load_bundle
+
+    root, files = task
+    metrics = _student(root, files, "shallow", {"teacher": str(hf_teacher), "student_layers": [1], "cache": False,
+                                                "intermediate": [
+                                                    {"teacher_layer": 2, "student_layer": 1},
+                                                    {"teacher_layer": 2, "student_layer": 1, "feature": "attention",
+                                                     "loss": "attention_mse", "weight": 0.5}]},
+                       model={"name": "hf"}, epochs=2, lr=1e-3)
+    student, teacher = load_bundle(root / "shallow"), load_bundle(hf_teacher)
+    assert student.model.num_layers == 1 and teacher.model.num_layers == 2
+    assert student.model.params.pooling == "mean"  # the teacher's settings carry over
+    history = json.loads((root / "shallow" / "history.json").read_text())
+    assert {"train_hidden_2_1_hidden_mse", "train_attention_2_1_attention_mse"} <= set(history[0])
+    assert metrics["test"]["accuracy"] > 0.5
+
+
+def test_student_layers_copy_the_teacher_weights(task, hf_teacher):
+    from textsift.engines.distill import Teachers, _student_from_teacher
+    from textsift.rundir import load_bundle
+
+    t = load_bundle(hf_teacher)
+    student = _student_from_teacher(Teachers([str(hf_teacher)]), [1], t.encoder, t.scheme, {"pretrained": "x"})
+    teacher_layers = dict(t.model.named_parameters())
+    for name, p in student.named_parameters():
+        source = name.replace("layer.0.", "layer.1.") if ".layer.0." in name else name
+        torch.testing.assert_close(p, teacher_layers[source], msg=name)
+
+
+def test_bad_distill_configs_are_reported(task, tmp_path):
+    from textsift.config.load import ConfigError, validate
+    from textsift.errors import TextsiftError
+
+    root, files = task
+    base = {"data": {"train": files["few"]}, "model": {"name": "fasttext"}}
+    with pytest.raises(ConfigError, match=r"distill.teacher: .*nowhere: run directory not found"):
+        validate({**base, "distill": {"teacher": str(tmp_path / "nowhere")}})
+    with pytest.raises(ConfigError, match="teacher_weights has 1 values for 2 teacher"):
+        validate({**base, "distill": {"teacher": [str(root / "teacher")] * 2, "teacher_weights": [1]}})
+    with pytest.raises(ConfigError, match="feature 'attention' cannot use loss 'hidden_mse'"):
+        validate({**base, "distill": {"teacher": str(root / "teacher"),
+                                      "intermediate": [{"teacher_layer": 1, "student_layer": 1, "feature": "attention"}]}})
+    with pytest.raises(TextsiftError, match="'fgm' computes its own loss or backward pass"):
+        _student(root, files, "bad1", {"teacher": str(root / "teacher")}, tricks=[{"name": "fgm"}])
+    with pytest.raises(TextsiftError, match="intermediate: the teacher must be a single `hf` encoder"):
+        _student(root, files, "bad2", {"teacher": str(root / "teacher"),
+                                       "intermediate": [{"teacher_layer": 1, "student_layer": 1}]})
+
+
+def test_cli_distill(task, tmp_path):
+    root, files = task
+    cfg = tmp_path / "d.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"train": files["few"], "dev": files["dev"], "test": files["test"]},
+                                   "model": {"name": "fasttext", "embedding_dim": 16}, "tokenizer": {"name": "word"},
+                                   "train": {**BASE_TRAIN, "lr": 0.05},
+                                   "distill": {"teacher": str(root / "teacher"), "cache": False}}))
+    cli = [sys.executable, "-m", "textsift"]
+    out = subprocess.run(cli + ["distill", "-c", str(cfg), "--run-dir", str(tmp_path / "s")], capture_output=True,
+                         text=True, check=True).stdout
+    summary = json.loads(out.splitlines()[-1])
+    assert {"dev", "test", "teacher_dev", "teacher_test"} <= set(summary)
+    plain = tmp_path / "p.yaml"
+    plain.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(cfg.read_text()).items() if k != "distill"}))
+    res = subprocess.run(cli + ["distill", "-c", str(plain), "--run-dir", str(tmp_path / "x")], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and "has no `distill` section" in res.stderr
