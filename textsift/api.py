@@ -28,13 +28,14 @@ class TextClassifier:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, run_dir: Union[str, Path], device: str = "cpu", backend: str = "torch",
-             threads: int = 0) -> "TextClassifier":
+             threads: int = 0, spinning: bool = True) -> "TextClassifier":
         """Load a finished run (``backend="torch"``) or an export directory (``backend="onnx"`` or
-        ``"onnx-int8"``, run by ONNX Runtime with ``threads`` intra-op threads, 0 = all cores).
+        ``"onnx-int8"``, run by ONNX Runtime with ``threads`` intra-op threads, 0 = all cores; ``spinning=False``
+        lets idle ONNX Runtime threads sleep, as a server wants).
         Raises ``TextsiftError`` if the folder is not what the backend needs."""
         from textsift.rundir import load_bundle
 
-        return cls(load_bundle(run_dir, device, backend, threads))
+        return cls(load_bundle(run_dir, device, backend, threads, spinning))
 
     @classmethod
     def train(cls, config: Union[str, Path, dict], run_dir: Union[str, Path, None] = None,
@@ -109,16 +110,23 @@ class TextClassifier:
         if not texts:
             return []
         probs, decisions = self._probs(texts)
-        scheme, out = self.bundle.scheme, []
-        for text, row, decision in zip(texts, probs, decisions):
-            order = np.argsort(-row, kind="stable")[:top_k]
-            rec = {"text": text}
-            names = scheme.names(decision)
-            if scheme.multi_label:
-                rec["labels"] = names
-            else:
-                rec["label"], rec["probability"] = names[0], float(row[decision])
-            rec["top_k"] = [{"label": scheme.labels[i], "probability": round(float(row[i]), 6)} for i in order]
-            rec["probabilities"] = {label: round(float(p), 6) for label, p in zip(scheme.labels, row)}
-            out.append(rec)
-        return out
+        return [{"text": text, **self.record(row, decision, top_k)} for text, row, decision in zip(texts, probs, decisions)]
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(n, labels)`` and decisions (class indices, or 0/1 rows for multi-label)."""
+        return self._probs(list(texts))
+
+    def record(self, probs: np.ndarray, decision, top_k: int = 3, all_probabilities: bool = True) -> dict:
+        """One text's record from its ``scores`` row: label(s), probability, top-k (and every probability)."""
+        scheme, rec = self.bundle.scheme, {}
+        names = scheme.names(decision)
+        if scheme.multi_label:
+            rec["labels"] = names
+        else:
+            rec["label"], rec["probability"] = names[0], float(probs[decision])
+        top = np.argpartition(-probs, top_k - 1)[:top_k] if top_k < len(probs) else np.arange(len(probs))
+        top = top[np.lexsort((top, -probs[top]))]  # by probability, ties by label order
+        rec["top_k"] = [{"label": scheme.labels[i], "probability": round(float(probs[i]), 6)} for i in top]
+        if all_probabilities:
+            rec["probabilities"] = {label: round(float(p), 6) for label, p in zip(scheme.labels, probs)}
+        return rec

@@ -98,13 +98,14 @@ class Bundle:
     max_length: int
 
 
-def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch", threads: int = 0) -> Bundle:
+def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch", threads: int = 0,
+                spinning: bool = True) -> Bundle:
     """Load a trained run (offline, no training data needed).
 
     ``backend="onnx"`` / ``"onnx-int8"`` loads an export directory (``textsift export``) instead and
     predicts with ONNX Runtime (``threads``: its intra-op threads, 0 = all cores)."""
     if backend != "torch":
-        return _load_export(run_dir, backend, threads)
+        return _load_export(run_dir, backend, threads, spinning)
     import yaml
     from safetensors.torch import load_file
 
@@ -140,7 +141,7 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
 
 
-def _load_export(folder: Path | str, backend: str, threads: int) -> Bundle:
+def _load_export(folder: Path | str, backend: str, threads: int, spinning: bool = True) -> Bundle:
     import yaml
 
     from textsift.config.schema import Config
@@ -152,7 +153,8 @@ def _load_export(folder: Path | str, backend: str, threads: int) -> Bundle:
         raise TextsiftError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     folder = find_export(folder)
     config = Config(**yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8")))
-    model = OnnxModel(folder, read_json(folder / "export.json"), int8=backend == "onnx-int8", threads=threads)
+    model = OnnxModel(folder, read_json(folder / "export.json"), int8=backend == "onnx-int8", threads=threads,
+                      spinning=spinning)
     return Bundle(folder, config, LabelScheme.from_dict(read_json(folder / LABELS)), load_encoder(folder / TOKENIZER),
                   model, config.train.max_length)
 

@@ -29,7 +29,10 @@ def add_arguments(p) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch-size", type=int, default=d.max_batch_size, help="most texts per model call")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
-                   help="how long a request may wait for others to share its batch")
+                   help="hold a batch open this long for more requests (default 0: batches still form "
+                        "while the model is busy)")
+    p.add_argument("--model-batch-size", type=int, default=d.model_batch_size,
+                   help="texts per model call within a batch, grouped by length (less padding)")
     p.add_argument("--max-texts", type=int, default=d.max_texts, help="most texts per request (413 above)")
     p.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="longest text in characters (413)")
     p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="largest request body (413)")
@@ -47,9 +50,13 @@ def run(args) -> int:
     from textsift.api import TextClassifier
     from textsift.serving.app import ServeSettings, create_app
 
-    settings = ServeSettings(args.max_batch_size, args.max_wait_ms, args.max_texts, args.max_text_chars,
-                             args.max_body_bytes, args.top_k)
-    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads)
+    settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                             model_batch_size=args.model_batch_size, max_texts=args.max_texts,
+                             max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
+                             default_top_k=args.top_k)
+    # a server idles between requests: ONNX Runtime threads must sleep, not spin, or they take the
+    # CPU the event loop and the tokenizer need
+    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads, spinning=False)
     app = create_app(clf, settings, args.backend)
     print(f"textsift serving {args.run_dir} ({args.backend}, {clf.task}, {len(clf.labels)} labels) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr, flush=True)

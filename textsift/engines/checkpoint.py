@@ -36,6 +36,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def _replacing(path: Path):
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""
@@ -46,6 +52,7 @@ def _replacing(path: Path):
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:

@@ -239,8 +239,9 @@ class Distiller(Trainer):
 
 
 # ---------------------------------------------------------------- the recipe
-def distill_run(cfg: Config, run_dir, resume: bool = False) -> dict:
-    """Distil ``cfg.distill.teacher`` into the student ``cfg.model``; returns ``metrics.json``'s content."""
+def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dict:
+    """Distil ``cfg.distill.teacher`` into the student ``cfg.model`` (or into the given ``student`` model,
+    e.g. a pruned copy of the teacher); returns ``metrics.json``'s content."""
     from textsift.engines.logging_utils import attach_log_file
     from textsift.engines.train_run import _assemble, _finish, _fit, _write_run_json, load_datasets
     from textsift.engines.trainer import seed_everything
@@ -269,6 +270,8 @@ def distill_run(cfg: Config, run_dir, resume: bool = False) -> dict:
                                     projections=None)
         model_factory = functools.partial(_student_from_teacher, teachers, d.student_layers) if d.student_layers \
             else None
+        if student is not None:
+            model_factory = lambda *_: student  # noqa: E731
         run = _assemble(cfg, run_dir, resume, (task, train, dev, test), teachers.labels, extra, model_factory,
                         _with_projections(factory, cfg, teachers, teacher_model))
         _check_student(cfg, run, teachers)

@@ -35,7 +35,7 @@ class OnnxModel:
 
     members = None  # not an ensemble (see evaluation.score)
 
-    def __init__(self, folder: Path, manifest: dict, int8: bool = False, threads: int = 0):
+    def __init__(self, folder: Path, manifest: dict, int8: bool = False, threads: int = 0, spinning: bool = True):
         key = "int8_file" if int8 else "file"
         if manifest.get("format") not in ("onnx", "triton") or key not in manifest:
             what = "int8 model" if int8 else "ONNX model"
@@ -45,7 +45,7 @@ class OnnxModel:
         self.path = (folder / manifest[key]).resolve()
         if not self.path.is_file():
             raise TextsiftError(f"{self.path}: missing; the export directory is incomplete (copy all of it)")
-        self.session = onnx_session(self.path, threads)
+        self.session = onnx_session(self.path, threads, spinning)
         self.num_labels = int(manifest["outputs"][OUTPUT][1])
         self.fixed_length = manifest.get("fixed_length")
         self.min_length = int(manifest.get("min_length", 1))

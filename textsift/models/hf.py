@@ -74,6 +74,8 @@ class HFParams(BaseModel):
                                     "(lazy Adam): ~10% faster steps on CPU; false = dense AdamW on the whole table.")
     fast_dropout: bool = Field(True, description="Cheaper dropout masks on CPU (same dropout rate): ~5% faster "
                                                  "steps; false = torch's own dropout.")
+    structure: Optional[dict] = Field(None, description="Written by `textsift prune`: attention heads and "
+                                      "feed-forward neurons kept per layer (`{heads: [...], ffn: [...]}`).")
 
     @model_validator(mode="after")
     def _check(self):
@@ -159,6 +161,9 @@ class HFClassifier(TextModel):
                 self.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
             else:
                 self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if params.structure:  # a pruned run: shrink the layers to the saved sizes before its weights load
+            from textsift.models.hf_structure import apply_structure
+            apply_structure(self.layers(), params.structure)
         self._layer_of = self._map_layers()
         if params.freeze_layers and params.freeze_layers > self.num_layers:
             raise TextsiftError(f"model.freeze_layers: {params.freeze_layers} is more than the encoder's "
@@ -222,6 +227,13 @@ class HFClassifier(TextModel):
             if hasattr(layer, "layer_idx"):
                 layer.layer_idx = i
         self._layer_of = self._map_layers()
+
+    def layers(self) -> nn.ModuleList:
+        """The encoder's layers; a clear error for encoders that share one layer (ALBERT)."""
+        stack = self._layer_stack()
+        if stack is None:
+            raise TextsiftError(f"{type(self.encoder).__name__}: no per-layer weights (ALBERT shares one layer)")
+        return stack
 
     def _layer_stack(self):
         """The encoder's ModuleList of layers (one entry per layer), or None (shared layers)."""

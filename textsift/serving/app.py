@@ -19,14 +19,16 @@ class ServeSettings:
     """Limits and batching of ``textsift serve`` (each is a command-line option)."""
 
     max_batch_size: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
+    model_batch_size: int = 8
     max_texts: int = 64
     max_text_chars: int = 10_000
     max_body_bytes: int = 1_000_000
     default_top_k: int = 3
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_texts", "max_text_chars", "max_body_bytes", "default_top_k"):
+        for name in ("max_batch_size", "max_texts", "max_text_chars", "max_body_bytes", "default_top_k",
+                     "model_batch_size"):
             if getattr(self, name) < 1:
                 from textsift.errors import TextsiftError
                 raise TextsiftError(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(self, name)}")
@@ -92,8 +94,11 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
     settings = settings or ServeSettings()
     metrics = ServiceMetrics()
     labels = clf.labels
-    batcher = MicroBatcher(lambda texts: clf.predict_details(texts, top_k=len(labels)),
-                           settings.max_batch_size, settings.max_wait_ms, metrics.observe_batch)
+    # The model scores a collected batch in length-sorted sub-batches of model_batch_size: random texts
+    # padded to the longest of 32 waste about half the work; sorted groups of 8 waste little.
+    clf.batch_size = settings.model_batch_size
+    batcher = MicroBatcher(lambda texts: list(zip(*clf.scores(texts))), settings.max_batch_size,
+                           settings.max_wait_ms, metrics.observe_batch)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -117,9 +122,9 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
             texts, single, top_k, want_all = parse_predict_body(raw, settings, len(labels))
         except RequestError as e:
             return error(e.status, e.code, e.message)
-        records = await batcher.submit(texts)
+        scored = await batcher.submit(texts)
         metrics.texts.inc(len(texts))
-        out = [_response_record(r, top_k, want_all) for r in records]
+        out = [_response_record(clf, probs, decision, top_k, want_all) for probs, decision in scored]
         # a Response skips FastAPI's generic jsonable_encoder pass over plain JSON data
         return JSONResponse(out[0] if single else {"predictions": out})
 
@@ -180,12 +185,9 @@ async def _read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _response_record(rec: dict, top_k: int, want_all: bool) -> dict:
-    out = {k: v for k, v in rec.items() if k not in ("text", "probabilities", "top_k")}
-    out["top_k"] = rec["top_k"][:top_k]
-    if want_all:
-        out["probabilities"] = rec["probabilities"]
-    return out
+def _response_record(clf, probs, decision, top_k: int, want_all: bool) -> dict:
+    """The record of `textsift predict` without the text (and all probabilities only on request)."""
+    return clf.record(probs, decision, top_k, all_probabilities=want_all)
 
 
 def _version() -> str:

@@ -1,10 +1,11 @@
 """Dynamic micro-batching: texts of concurrent requests are scored together.
 
-Requests wait in a queue; one worker takes the first waiting request, then keeps taking more until the
-batch holds ``max_batch_size`` texts or ``max_wait_ms`` have passed since it started collecting, scores
-the batch in one model call (in a worker thread, so the event loop keeps accepting requests) and hands
-each request its own slice of the results. Under light load a request waits at most ``max_wait_ms``;
-under heavy load batches fill up at once and throughput is that of batched inference.
+Requests wait in a queue; one worker takes every waiting request (up to ``max_batch_size`` texts),
+scores them in one model call (in a worker thread, so the event loop keeps accepting requests) and
+hands each request its own slice of the results. While the model is busy, new requests queue up and
+form the next batch, so a lone request is scored at once and batches grow with the load by
+themselves. ``max_wait_ms`` > 0 additionally holds a batch open that long for more requests (larger
+batches at the cost of latency).
 
 Written by hand because the serving libraries that batch (Triton, TorchServe, Ray Serve) are whole
 servers, not a component for a FastAPI app; the logic is one loop.
@@ -35,7 +36,7 @@ class MicroBatcher:
     """
 
     def __init__(self, predict: Callable[[list[str]], Sequence], max_batch_size: int = 32,
-                 max_wait_ms: float = 5.0, on_batch: Callable[[int, float], None] | None = None):
+                 max_wait_ms: float = 0.0, on_batch: Callable[[int, float], None] | None = None):
         self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Job] | None = None

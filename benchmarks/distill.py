@@ -1,0 +1,392 @@
+"""Knowledge-distillation benchmark: how much of a fine-tuned MiniLM-L6 teacher's accuracy do small
+students keep, and how much faster are they on this CPU?
+
+Per dataset (sst2_sentence, trec6, clinc150):
+  * teacher: the ``<dataset>_minilm`` preset (MiniLM-L6, 3 epochs), trained once and reused from
+    ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``;
+  * classic students (TextCNN from GloVe-50d, neural fastText with word bigrams; TextRNN on request),
+    each trained twice with the same recipe: on the gold labels alone (the "no KD" baseline) and
+    distilled from the teacher (KL at T=4 + 0.5 x gold-label CE, 3 augmented copies of every training
+    text à la Tang et al. 2019, and for sst2_sentence the 67k GLUE SST-2 training phrases as unlabelled
+    transfer texts: they are phrases of the SST training sentences, their labels are never read);
+  * a 2-layer student cut from the teacher (``distill.student_layers: [2, 5]``, i.e. teacher layers 3
+    and 6, the uniform "every third layer" map of PKD/TinyBERT), trained with logits KD (T=2, + 0.5 x CE)
+    and hidden-state MSE matches teacher 3 → student 1 and teacher 6 → student 2.
+
+Measured for every model: test accuracy (and as % of the teacher's), parameters, texts/s at batch 32
+over all test texts and p50 latency at batch 1 over the first 200 test texts. Timing = tokenization +
+forward pass + softmax (``textsift.engines.evaluation.score``, what ``TextClassifier.predict`` runs
+minus formatting), in this process, one model at a time, ``torch.set_num_threads(--threads)``, after a
+warm-up, each model at its default inference precision (MiniLM: bf16 autocast on CPUs with AVX-512
+BF16/AMX; classic models: fp32). Train s = the run's own clock (``metrics.json`` train_seconds) minus the
+time spent computing teacher logits, which is reported once per dataset.
+
+    .venv/bin/python benchmarks/distill.py                                   # full run
+    .venv/bin/python benchmarks/distill.py --datasets trec6 --students textcnn,minilm2
+    nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill.py \
+        --datasets trec6 --limit 300 --epochs 1 --threads 1 --out /tmp/distill-smoke.md   # smoke
+
+Full run on a quiet 2-core machine (Xeon with AMX), estimated from benchmarks/results/pretrained.md
+and smoke runs: teachers ~9 min, 2-layer students ~8 min, classic students ~14 min (sst2's transfer
+phrases dominate), timing ~3 min: ~35 min (~26 min with cached teachers). Training runs are child
+processes (``runner.run_child``), one at a time. Prints markdown tables with PASS/FAIL verdicts and
+writes them to --out (raw rows to the same name with .json). Not a unit test.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_data import REPO_ROOT, default_data_dir  # noqa: E402
+from pretrained import OFFLINE_ENV, default_assets_dir, machine_line  # noqa: E402
+from runner import run_child  # noqa: E402
+from textsift_run import _scale, find_cli  # noqa: E402
+
+DATASETS = ("sst2_sentence", "trec6", "clinc150")
+CACHE = REPO_ROOT / "benchmarks" / ".cache" / "distill"
+KEEP_CLASSIC, SPEEDUP, KEEP_TINY = 0.98, 10.0, 0.985
+ANCHOR = "TextBrewer's T4-tiny keeps 98% of BERT-base on MNLI at 13% of the parameters"
+TRANSFER = {"sst2_sentence": "sst2_glue/train.jsonl"}   # unlabelled in-domain texts (labels never read)
+STUDENT_LAYERS = [2, 5]
+CLASSIC_TRAIN = {"epochs": 10, "batch_size": 64, "max_length": 64}
+CLASSIC = {   # label, tokenizer, model (the vectors key is filled in when GloVe is there), train
+    "textcnn": ("TextCNN", {"name": "word"}, {"name": "textcnn", "kernel_sizes": [1, 2, 3], "num_filters": 128,
+                                               "vectors": "glove"}, {"lr": 1e-3}),
+    "fasttext": ("fastText", {"name": "word", "ngrams": 2, "ngram_buckets": 200000},
+                 {"name": "fasttext", "embedding_dim": 64, "dropout": 0.3}, {"lr": 5e-3}),
+    "textrnn": ("TextRNN", {"name": "word"}, {"name": "textrnn", "hidden_size": 128, "pooling": "max",
+                                               "vectors": "glove"}, {"lr": 1e-3}),
+}
+KD_CLASSIC = {"temperature": 4.0, "hard_weight": 0.5, "augment": {"copies": 3}}
+TINY_TRAIN = {"epochs": 4, "batch_size": 32, "max_length": 64, "lr": 1e-4, "warmup_ratio": 0.06}
+KD_TINY = {"temperature": 2.0, "hard_weight": 0.5, "student_layers": STUDENT_LAYERS,
+           "intermediate": [{"teacher_layer": 3, "student_layer": 1, "loss": "hidden_mse"},
+                            {"teacher_layer": 6, "student_layer": 2, "loss": "hidden_mse"}]}
+STUDENTS = (*CLASSIC, "minilm2", "minilm2_plain")
+DEFAULT_STUDENTS = "textcnn,fasttext,minilm2"
+REPORT = {"plots": False, "tensorboard": False}   # run-directory extras that only cost time here
+LABELLED = re.compile(r"teacher logits for (\d+) texts computed in ([\d.]+) s")
+
+
+def log(msg: str) -> None:
+    print(f"[distill] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- data
+def _read(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def limited(src: Path, dst: Path, n: int, by_label: bool = True) -> Path:
+    """``n`` records of ``src``: shuffled (seed 0), then labels taken in turn so every class is kept
+    (clinc150's train file is sorted by label: its first 300 lines would hold two intents)."""
+    rows = _read(src)
+    random.Random(0).shuffle(rows)
+    if by_label:
+        groups: dict[str, list] = {}
+        for r in rows:
+            groups.setdefault(str(r.get("label")), []).append(r)
+        rows = [r for turn in range(max(map(len, groups.values()))) for g in groups.values() if turn < len(g)
+                for r in [g[turn]]]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:n]), encoding="utf-8")
+    return dst
+
+
+def preset_data(ds: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "textsift" / "presets" / f"{ds}_minilm.yaml").read_text())["data"]
+
+
+# ---------------------------------------------------------------- training (child processes)
+def child_env(data_dir: Path, assets: Path) -> dict:
+    return {**os.environ, **OFFLINE_ENV, "TEXTSIFT_DATA": str(data_dir), "TEXTSIFT_ASSETS": str(assets)}
+
+
+def train(config, run_dir: Path, overrides: list[str], env: dict, timeout: float) -> dict:
+    """``textsift train -c CONFIG --run-dir RUN_DIR`` in a child (a ``distill`` section makes it a
+    distillation); the row's metrics, clocks and teacher-labelling time, or ``na``."""
+    if isinstance(config, dict):
+        import yaml
+
+        path = run_dir.parent / f"{run_dir.name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        config = str(path)
+    cmd = [str(find_cli()), "train", "-c", config, "--run-dir", str(run_dir), "train.progress=false",
+           *[f"report.{k}={str(v).lower()}" for k, v in REPORT.items()], *overrides]
+    res = run_child(cmd, cwd=REPO_ROOT, env=env, timeout_s=timeout)
+    row = {"command": " ".join(shlex.quote(c) for c in cmd), "run_dir": str(run_dir), "wall_s": res.wall_s,
+           "peak_mib": res.peak_mib, "na": None}
+    if res.timed_out or res.returncode != 0:
+        return {**row, "na": f"timed out after {timeout:.0f} s" if res.timed_out
+                else f"textsift train exited {res.returncode}: {res.error_tail()}"}
+    row.update(read_run(run_dir))
+    return row if row["metrics"].get("accuracy") is not None else {**row, "na": "metrics.json has no test accuracy"}
+
+
+def read_run(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    log_text = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace")
+    done = [(int(n), float(s)) for n, s in LABELLED.findall(log_text)]
+    labelling = sum(s for _, s in done)
+    return {"metrics": _scale(metrics.get("test") or {}), "labelling_s": labelling,
+            "labelled_texts": sum(n for n, _ in done), "train_s": metrics["train_seconds"] - labelling,
+            "teacher_test": _scale((metrics.get("distill") or {}).get("teacher_test") or {})}
+
+
+def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
+    """The teacher run (the preset as shipped, plus --epochs/--limit), reused from the cache when there."""
+    tag = ds + (f"-limit{args.limit}" if args.limit else "") + (f"-e{args.epochs}" if args.epochs else "")
+    run_dir = CACHE / "teachers" / tag
+    row = {"key": "teacher", "label": "MiniLM-L6 teacher", "kind": "teacher", "config": f"{ds}_minilm preset"}
+    if not args.retrain and (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
+        log(f"{ds}: reusing the teacher in {run_dir} (--retrain to train it again)")
+        return {**row, "run_dir": str(run_dir), "cached": True, "na": None, **read_run(run_dir)}
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    overrides = ([f"train.epochs={args.epochs}"] if args.epochs else []) + \
+                ([f"data.train={train_file}"] if train_file else [])
+    return {**row, "cached": False, **train(f"{ds}_minilm", run_dir, overrides, env, args.timeout)}
+
+
+def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: str | None, transfer: str | None,
+                    glove: Path | None, work: Path, epochs: int | None):
+    """(key, label, kind, config) for every student run of a dataset."""
+    data = {**preset_data(ds), **({"train": train_file} if train_file else {})}
+    cache = {"cache_dir": str(work / "teacher_logits")}   # per invocation: labelling time is measured here
+    for name in students:
+        if name in CLASSIC:
+            label, tok, model, extra = CLASSIC[name]
+            model = {k: v for k, v in model.items() if k != "vectors"}
+            if glove is not None and CLASSIC[name][2].get("vectors"):
+                model["vectors"] = str(glove)
+            base = {"data": data, "tokenizer": tok, "model": model,
+                    "train": {**CLASSIC_TRAIN, **extra, **({"epochs": epochs} if epochs else {})}}
+            kd = {**KD_CLASSIC, "teacher": teacher_dir, **cache, **({"transfer_data": transfer} if transfer else {})}
+            yield f"{name}_plain", f"{label} (no KD)", "baseline", base
+            yield f"{name}_kd", f"{label} (KD)", "kd", {**base, "distill": kd}
+        else:
+            tiny = {"data": data, "model": {"name": "hf"},
+                    "train": {**TINY_TRAIN, **({"epochs": epochs} if epochs else {})}}
+            if name == "minilm2":
+                yield name, f"MiniLM 2-layer {STUDENT_LAYERS} (KD)", "tiny", \
+                    {**tiny, "distill": {**KD_TINY, "teacher": teacher_dir, **cache}}
+            else:   # the same 2 teacher layers on gold labels alone (kd_weight 0): the gain from the KD losses
+                yield name, f"MiniLM 2-layer {STUDENT_LAYERS} (no KD)", "tiny_plain", \
+                    {**tiny, "distill": {"teacher": teacher_dir, "student_layers": STUDENT_LAYERS, "kd_weight": 0.0,
+                                         "hard_weight": 1.0, **cache}}
+
+
+# ---------------------------------------------------------------- timing (this process)
+def measure(run_dir: str, texts: list[str], threads: int, n_latency: int = 200) -> dict:
+    """Parameters, texts/s at batch 32 over ``texts`` and batch-1 latency over the first ``n_latency``."""
+    import torch
+
+    from textsift.engines.evaluation import score
+    from textsift.rundir import load_bundle
+
+    torch.set_num_threads(threads)
+    b = load_bundle(run_dir)
+
+    def predict(batch: list[str], size: int):
+        return score(b.model, b.scheme, b.encoder, batch, b.max_length, size)
+
+    for _ in range(3):   # warm-up: allocator, oneDNN kernels, tokenizer caches
+        predict(texts[:64], 32)
+    for text in texts[:20]:
+        predict([text], 1)
+    start = time.perf_counter()
+    for i in range(0, len(texts), 32):
+        predict(texts[i:i + 32], 32)
+    throughput = len(texts) / (time.perf_counter() - start)
+    latencies = []
+    for text in texts[:n_latency]:
+        t0 = time.perf_counter()
+        predict([text], 1)
+        latencies.append(1000 * (time.perf_counter() - t0))
+    q = statistics.quantiles(latencies, n=10)
+    return {"params": sum(p.numel() for p in b.model.parameters()), "texts_s": throughput,
+            "p50_ms": statistics.median(latencies), "p90_ms": q[-1], "timed_texts": len(texts),
+            "precision": "bf16" if b.model.amp_dtype == torch.bfloat16 else "fp32"}
+
+
+# ---------------------------------------------------------------- report
+def _f(x, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def table(ds: str, rows: list[dict]) -> str:
+    t = next((r for r in rows if r["kind"] == "teacher" and r.get("metrics")), None)
+    head = ("| model | params | test acc % | % of teacher | texts/s @32 | × teacher | p50 ms @1 | train s |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|")
+    body = []
+    for r in rows:
+        if r.get("na"):
+            body.append(f"| {r['label']} | n/a: {r['na'][:200].replace('|', '/')} | — | — | — | — | — | — |")
+            continue
+        acc, tput = r["metrics"].get("accuracy"), r.get("texts_s")
+        keep = 100 * acc / t["metrics"]["accuracy"] if t and acc is not None else None
+        speed = tput / t["texts_s"] if t and tput and t.get("texts_s") else None
+        params = f"{r['params'] / 1e6:.2f} M" if r.get("params") else "—"
+        label = r["label"] + (f" ({r['precision']})" if r.get("precision") else "")
+        train_s = _f(r.get("train_s")) + (" (cached)" if r.get("cached") else "")
+        body.append(f"| {label} | {params} | {_f(100 * acc, 2)} | {_f(keep)} | {_f(tput, 0)} | "
+                    f"{_f(speed, 1)}{'x' if speed else ''} | {_f(r.get('p50_ms'), 2)} | {train_s} |")
+    return "\n".join([head, *body])
+
+
+def verdicts(ds: str, rows: list[dict]) -> list[str]:
+    t = next((r for r in rows if r["kind"] == "teacher" and r.get("metrics") and r.get("texts_s")), None)
+    if t is None:
+        return [f"- {ds}: no verdicts, the teacher has no result"]
+    acc_t, tput_t, out = t["metrics"]["accuracy"], t["texts_s"], []
+    ok = lambda r: r.get("metrics") and r.get("texts_s")  # noqa: E731
+    classic = [r for r in rows if r["kind"] == "kd" and ok(r)]
+    if classic:
+        best = max(classic, key=lambda r: r["metrics"]["accuracy"])
+        keep, speed = best["metrics"]["accuracy"] / acc_t, best["texts_s"] / tput_t
+        passed = keep >= KEEP_CLASSIC and speed >= SPEEDUP
+        others = [r["label"] for r in classic if r is not best and r["metrics"]["accuracy"] / acc_t >= KEEP_CLASSIC
+                  and r["texts_s"] / tput_t >= SPEEDUP]
+        out.append(f"- {ds}: best classic student {best['label']}: {100 * best['metrics']['accuracy']:.2f}% vs "
+                   f"teacher {100 * acc_t:.2f}% = {100 * keep:.1f}% kept (target ≥ {100 * KEEP_CLASSIC:.0f}%), "
+                   f"{speed:.1f}x the teacher's texts/s (target ≥ {SPEEDUP:.0f}x) → {'PASS' if passed else 'FAIL'}"
+                   + (f" (also meeting both: {', '.join(others)})" if others else ""))
+    for r in (r for r in rows if r["kind"] == "tiny" and ok(r)):
+        keep = r["metrics"]["accuracy"] / acc_t
+        out.append(f"- {ds}: {r['label']}: {100 * r['metrics']['accuracy']:.2f}% = {100 * keep:.1f}% of the "
+                   f"teacher (target ≥ {100 * KEEP_TINY:.1f}%) at {100 * r['params'] / t['params']:.0f}% of its "
+                   f"parameters and {r['texts_s'] / tput_t:.1f}x its texts/s → {'PASS' if keep >= KEEP_TINY else 'FAIL'}")
+    return out or [f"- {ds}: no student results to judge"]
+
+
+def write_outputs(out: Path, text: str, rows: list[dict], meta: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False,
+                                                   default=str), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated (default: {','.join(DATASETS)})")
+    p.add_argument("--students", default=DEFAULT_STUDENTS,
+                   help=f"comma-separated from {','.join(STUDENTS)} (default: {DEFAULT_STUDENTS}); every classic "
+                        "student also trains its no-KD baseline; minilm2_plain = the 2 layers without KD")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of every run, teacher included (default: "
+                   f"teacher 3, classic {CLASSIC_TRAIN['epochs']} with early stopping, 2-layer {TINY_TRAIN['epochs']})")
+    p.add_argument("--limit", type=int, default=None, help="training examples per run, every class kept (smoke "
+                   "runs; sst2's transfer phrases are cut to 5x this)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads while timing (default 2)")
+    p.add_argument("--retrain", action="store_true", help="train the teachers again instead of reusing the cache")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
+    p.add_argument("--assets-dir", type=Path, default=None, help="default: $TEXTSIFT_ASSETS, else "
+                   "~/.cache/textsift-assets (needs minilm-l6; glove-6b-50d optional)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "distill.md")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per training run (default 3600)")
+    return p.parse_args(argv)
+
+
+def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path, notes: list[str]) -> list[dict]:
+    env, tag = child_env(data_dir, assets), ds + (f"-limit{args.limit}" if args.limit else "")
+    work = CACHE / "runs" / tag
+    shutil.rmtree(work, ignore_errors=True)   # students are always trained afresh
+    work.mkdir(parents=True)
+    train_file = transfer = None
+    if args.limit:
+        train_file = str(limited(data_dir / ds / "train.jsonl", CACHE / "data" / f"{tag}.jsonl", args.limit))
+    if ds in TRANSFER and (data_dir / TRANSFER[ds]).is_file():
+        transfer = str(data_dir / TRANSFER[ds])
+        if args.limit:
+            transfer = str(limited(Path(transfer), CACHE / "data" / f"{tag}-transfer.jsonl", 5 * args.limit, False))
+    glove = assets / "glove-6b-50d" / "vectors.txt"
+    glove = glove if glove.is_file() else None
+    log(f"{ds}: teacher ...")
+    rows = [{"dataset": ds, **teacher(ds, args, train_file, env)}]
+    if rows[0]["na"]:
+        log(f"{ds}: teacher failed: {rows[0]['na']}")
+        return rows
+    for key, label, kind, cfg in student_configs(ds, students, rows[0]["run_dir"], train_file, transfer, glove,
+                                                 work, args.epochs):
+        log(f"{ds}: {label} ...")
+        row = {"dataset": ds, "key": key, "label": label, "kind": kind, "config": cfg,
+               **train(cfg, work / key, [], env, args.timeout)}
+        rows.append(row)
+        log(f"{ds}: {label}: " + (f"n/a: {row['na']}" if row["na"] else f"test acc {100 * row['metrics']['accuracy']:.2f}"))
+    test = [r["text"] for r in _read(data_dir / ds / "test.jsonl")]
+    for row in rows:
+        if not row.get("na"):
+            row.update(measure(row["run_dir"], test, args.threads))
+            log(f"{ds}: {row['label']}: {row['texts_s']:.0f} texts/s @32, p50 {row['p50_ms']:.2f} ms @1")
+    labelled = [r for r in rows if r.get("labelling_s")]
+    if labelled:
+        notes.append(f"{ds}: teacher logits computed for " + "; ".join(
+            f"{r['labelled_texts']:,} texts in {r['labelling_s']:.1f} s ({r['label']})" for r in labelled)
+            + " — not in train s (cached and shared by later students)")
+    if glove is None:
+        notes.append(f"{ds}: no GloVe vectors under {assets}: TextCNN/TextRNN start from random embeddings")
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now()
+    datasets, students = [d.strip() for d in args.datasets.split(",") if d.strip()], \
+        [s.strip() for s in args.students.split(",") if s.strip()]
+    bad = [d for d in datasets if d not in DATASETS] + [s for s in students if s not in STUDENTS]
+    if bad or (args.limit is not None and args.limit < 20) or (args.epochs is not None and args.epochs < 1):
+        print(f"error: unknown {', '.join(bad)}" if bad else "error: --limit must be ≥ 20, --epochs ≥ 1",
+              file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    assets = (args.assets_dir or default_assets_dir()).expanduser().resolve()
+    if not (assets / "minilm-l6" / "config.json").is_file() or find_cli() is None:
+        print(f"error: need {assets}/minilm-l6 (../shared/pretrained/get-pretrained.sh) and the textsift CLI",
+              file=sys.stderr)
+        return 2
+    notes = [f"data: {data_dir}; assets: {assets}; timing threads: {args.threads}"]
+    if args.limit or args.epochs:
+        notes.append(f"SMOKE RUN (--limit {args.limit}, --epochs {args.epochs}): not a measurement")
+    rows, sections = [], []
+    for ds in datasets:
+        ds_rows = run_dataset(ds, args, students, data_dir, assets, notes)
+        rows += ds_rows
+        block = [f"## {ds}", "", table(ds, ds_rows), "", *verdicts(ds, ds_rows), ""]
+        sections += block
+        print("\n".join(block), flush=True)
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/distill.py", *sys.argv[1:]])
+    text = "\n".join([
+        "# Distillation benchmark: MiniLM-L6 teacher → classic and 2-layer students", "",
+        f"- date: {started:%Y-%m-%d %H:%M} (local), took {(dt.datetime.now() - started).seconds / 60:.1f} min",
+        f"- command: `{command}`", f"- machine: {machine_line()}",
+        f"- targets: best classic student (highest test accuracy among the KD rows) ≥ {100 * KEEP_CLASSIC:.0f}% of "
+        f"the teacher's accuracy at ≥ {SPEEDUP:.0f}x its texts/s; 2-layer student ≥ {100 * KEEP_TINY:.1f}% "
+        f"(anchor: {ANCHOR})",
+        "- timing: tokenization + forward + softmax (`engines.evaluation.score`), texts/s at batch 32 over all "
+        "test texts, p50 at batch 1 over the first 200, after warm-up, each model at its default precision",
+        *[f"- {n}" for n in notes], "", *sections, "## What ran", "",
+        *[f"- {r['dataset']} / {r['label']}: `{r.get('command', '')}`"
+          + (f" with `{json.dumps(r['config'], ensure_ascii=False)}`" if isinstance(r.get("config"), dict) else "")
+          for r in rows], ""])
+    write_outputs(args.out, text, rows, {"date": f"{started:%Y-%m-%d %H:%M}", "command": command, "notes": notes,
+                                         "datasets": datasets, "students": students})
+    log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

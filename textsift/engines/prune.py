@@ -1,0 +1,216 @@
+"""Structured pruning of pretrained-encoder runs: attention heads, feed-forward neurons and whole layers
+are ranked by importance and physically removed; optionally the pruned model is re-trained by
+distillation from the unpruned one. The result is an ordinary run directory.
+
+Importance (Michel et al. 2019, "Are Sixteen Heads Really Better than One?"; TextPruner): a gate of 1
+multiplies each head's output and each feed-forward neuron; the importance of a gate is the mean
+``|dLoss/dgate|`` over training batches (the loss on gold labels, model in eval mode), normalised by
+its L2 norm within each layer. Each layer keeps its most important heads and neurons (the same count
+in every layer, as DynaBERT's width multipliers).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from textsift.errors import TextsiftError
+
+log = logging.getLogger("textsift")
+
+
+def importance(model, scheme, encoded: Sequence[Sequence[int]], targets: torch.Tensor, pad_id: int,
+               batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-layer head scores ``(heads,)`` and neuron scores ``(ffn,)`` of an ``hf`` model."""
+    from textsift.engines.batching import pad_batch
+    from textsift.models.hf_structure import head_size, layer_layout, num_heads
+
+    layers = model.layers()
+    gates, hooks = [], []
+    for layer in layers:
+        layout = layer_layout(layer)
+        h, size = num_heads(layer, layout), head_size(layer, layout)
+        head_gate = torch.ones(h, requires_grad=True)
+        ffn_gate = torch.ones(layer.get_submodule(layout["up"]).out_features, requires_grad=True)
+        gates.append((head_gate, ffn_gate))
+
+        def gate_heads(_, args, gate=head_gate, h=h, size=size):
+            x = args[0]  # (batch, seq, heads * size): the heads' outputs, concatenated
+            return (x.unflatten(-1, (h, size)) * gate[:, None]).flatten(-2),
+
+        hooks.append(layer.get_submodule(layout["o"]).register_forward_pre_hook(gate_heads))
+        hooks.append(layer.get_submodule(layout["down"]).register_forward_pre_hook(
+            lambda _, args, gate=ffn_gate: (args[0] * gate,)))
+    was = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)  # only the gates need gradients
+    model.eval()
+    try:
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            ids, mask = pad_batch([encoded[i] for i in idx], pad_id, model.min_length())
+            logits = model(ids, mask).logits.float()
+            y = targets[idx]
+            loss = F.binary_cross_entropy_with_logits(logits, y) if scheme.multi_label else F.cross_entropy(logits, y)
+            loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for p, flag in was.items():
+            p.requires_grad_(flag)
+    heads = [g.grad.abs() / g.grad.abs().norm().clamp(min=1e-12) for g, _ in gates]
+    ffn = [g.grad.abs() / g.grad.abs().norm().clamp(min=1e-12) for _, g in gates]
+    return heads, ffn
+
+
+def prune_model(model, head_scores, ffn_scores, heads: Optional[int], ffn: Optional[int],
+                layers: Optional[Sequence[int]]) -> dict:
+    """Drop layers (keep ``layers``), then keep the ``heads`` / ``ffn`` highest-scoring heads / neurons of
+    each remaining layer. Updates ``model.params.structure``; returns what was kept."""
+    from textsift.models.hf_structure import keep_heads, keep_neurons, structure_of
+
+    kept = {"layers": list(range(model.num_layers))}
+    if layers is not None:
+        model.keep_layers(list(layers))
+        head_scores = [head_scores[i] for i in layers]
+        ffn_scores = [ffn_scores[i] for i in layers]
+        kept["layers"] = list(layers)
+    kept["heads"], kept["ffn"] = [], []
+    for layer, hs, fs in zip(model.layers(), head_scores, ffn_scores):
+        if heads is not None and heads < len(hs):
+            top = sorted(torch.topk(hs, heads).indices.tolist())
+            keep_heads(layer, top)
+            kept["heads"].append(top)
+        if ffn is not None and ffn < len(fs):
+            keep_neurons(layer, sorted(torch.topk(fs, ffn).indices.tolist()))
+    kept["heads_per_layer"] = structure_of(model.layers())["heads"]
+    model.params = model.params.model_copy(update={"structure": structure_of(model.layers())})
+    model._layer_of = model._map_layers()
+    return kept
+
+
+def targets_from_width(model, width: Optional[float], heads: Optional[int], ffn: Optional[int]):
+    """Head and neuron counts per layer: explicit, or ``width`` times the current ones (rounded up)."""
+    from textsift.models.hf_structure import ffn_size, layer_layout, num_heads
+
+    layer = model.layers()[0]
+    layout = layer_layout(layer)
+    h, f = num_heads(layer, layout), ffn_size(layer, layout)
+    if width is not None:
+        if not 0 < width <= 1:
+            raise TextsiftError(f"--width: expected a fraction in (0, 1], got {width}")
+        heads = heads if heads is not None else max(1, math.ceil(width * h))
+        ffn = ffn if ffn is not None else max(1, math.ceil(width * f))
+    for name, value, limit in (("--heads", heads, h), ("--ffn", ffn, f)):
+        if value is not None and not 1 <= value <= limit:
+            raise TextsiftError(f"{name}: expected 1 to {limit} per layer, got {value}")
+    return heads, ffn
+
+
+def prune_run(run_dir, out_dir, width: Optional[float] = None, heads: Optional[int] = None,
+              ffn: Optional[int] = None, layers: Optional[Sequence[int]] = None, retrain_epochs: int = 0,
+              importance_examples: int = 512, overrides: Sequence[str] = ()) -> dict:
+    """Prune ``run_dir`` into the new run ``out_dir``; returns the before/after report."""
+    from textsift.data import read_examples
+    from textsift.engines.measure import format_table, measure
+    from textsift.rundir import check_run_dir, load_bundle, read_json, write_json
+
+    run_dir = check_run_dir(run_dir)
+    bundle = load_bundle(run_dir)
+    model = bundle.model
+    if not hasattr(model, "keep_layers"):
+        raise TextsiftError(f"{run_dir}: structured pruning applies to pretrained-encoder (`hf`) runs; this run's "
+                            f"model is {read_json(run_dir / 'model.json')['name']} (classic models are small "
+                            "already: distil or quantize them instead)")
+    if width is None and heads is None and ffn is None and layers is None:
+        raise TextsiftError("prune: nothing to remove; give --width, --heads, --ffn and/or --layers")
+    if layers is not None and (not layers or min(layers) < 0 or max(layers) >= model.num_layers):
+        raise TextsiftError(f"--layers: expected indices from 0 to {model.num_layers - 1}, got {list(layers)}")
+    heads, ffn = targets_from_width(model, width, heads, ffn)
+    cfg = bundle.config
+    train = read_examples(cfg.data.train, cfg.data, task=bundle.scheme.task)[:importance_examples]
+    started = time.perf_counter()
+    encoded = bundle.encoder.encode_batch([ex.text for ex in train], bundle.max_length)
+    model.float()
+    head_scores, ffn_scores = importance(model, bundle.scheme, encoded,
+                                         bundle.scheme.targets([ex.labels for ex in train]), bundle.encoder.pad_id)
+    kept = prune_model(model, head_scores, ffn_scores, heads, ffn, layers)
+    log.info("importance on %d training texts in %.1f s; kept layers %s, %s heads and %s neurons per layer",
+             len(train), time.perf_counter() - started, kept["layers"], kept["heads_per_layer"][0],
+             model.params.structure["ffn"][0])
+    if retrain_epochs:
+        _retrain(run_dir, out_dir, bundle, model, retrain_epochs, overrides)
+    else:
+        _write_pruned_run(run_dir, Path(out_dir), bundle, model)
+    before = load_bundle(run_dir)
+    texts = [ex.text for ex in train][:128]
+    rows = {"before": measure(_clf(before), texts, run_dir, _split_metrics(run_dir)),
+            "after": measure(_clf(load_bundle(out_dir)), texts, Path(out_dir), _split_metrics(Path(out_dir)))}
+    report = {"source": str(run_dir), "kept": kept, "retrain_epochs": retrain_epochs, "rows": rows}
+    write_json(Path(out_dir) / "prune_report.json", report)
+    table = format_table(rows)
+    (Path(out_dir) / "prune_report.md").write_text(f"# Pruning {run_dir}\n\n{table}\n", encoding="utf-8")
+    report["table"] = table
+    return report
+
+
+def _split_metrics(run_dir: Path) -> dict:
+    from textsift.rundir import read_json
+
+    metrics = read_json(run_dir / "metrics.json")
+    return {split: metrics[split] for split in ("dev", "test") if isinstance(metrics.get(split), dict)}
+
+
+def _clf(bundle):
+    from textsift.api import TextClassifier
+    return TextClassifier(bundle)
+
+
+def _write_pruned_run(run_dir: Path, out_dir: Path, bundle, model) -> None:
+    """A run directory for the pruned weights, evaluated on the run's dev and test files."""
+    from textsift.data import read_examples
+    from textsift.engines.evaluation import evaluate_examples
+    from textsift.engines.train_run import _save_weights
+    from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, create_run_dir, read_json,
+                                 write_json)
+
+    out_dir = create_run_dir(out_dir)
+    for name in (CONFIG, LABELS, TOKENIZER):
+        shutil.copy2(run_dir / name, out_dir / name)
+    shutil.copytree(run_dir / ASSETS, out_dir / ASSETS)
+    model.save_assets(out_dir / ASSETS)  # config.json with the new depth
+    meta = read_json(run_dir / MODEL_JSON)
+    meta.update(params=model.params.model_dump(mode="json"), parameters=sum(p.numel() for p in model.parameters()),
+                pruned_from=str(run_dir.resolve()))
+    write_json(out_dir / MODEL_JSON, meta)
+    _save_weights(model, out_dir)
+    cfg, metrics = bundle.config, {}
+    for split in ("dev", "test"):
+        path = getattr(cfg.data, split)
+        if path:
+            examples = read_examples(path, cfg.data, task=bundle.scheme.task)
+            metrics[split] = evaluate_examples(model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64,
+                                               report_dir=out_dir / "reports", split=split, plots=False)
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "run.json", {"status": "finished", "pruned_from": str(run_dir.resolve()),
+                                      "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _retrain(run_dir: Path, out_dir, bundle, model, epochs: int, overrides: Sequence[str]) -> None:
+    """Re-train the pruned model by distillation from the unpruned run (soft targets + gold labels)."""
+    from textsift.config.load import apply_overrides, validate
+    from textsift.engines.distill import distill_run
+
+    raw = bundle.config.model_dump(mode="json", exclude_none=True)
+    raw["model"] = {"name": "hf", **model.params.model_dump(mode="json"), "pretrained": str(run_dir / "hf")}
+    raw["train"] = {**raw["train"], "epochs": epochs}
+    raw["distill"] = {"teacher": str(run_dir), "temperature": 2.0, "hard_weight": 0.5}
+    cfg = validate(apply_overrides(raw, list(overrides)))
+    distill_run(cfg, out_dir, student=model)

@@ -1,0 +1,201 @@
+"""Quantization of a trained run into a new, smaller artefact, with a before/after table.
+
+* ``dynamic``: PyTorch dynamic int8 of the ``nn.Linear`` layers (int8 weights, activations quantized per
+  batch). The new run directory stores the int8 weights with their scale and zero point in safetensors,
+  so it is smaller on disk, and reloads through every command (``load_bundle`` rebuilds the int8 layers).
+* ``onnx-dynamic``: an export directory whose ``model.int8.onnx`` is ONNX Runtime's dynamic quantization.
+* ``onnx-static``: ONNX Runtime static quantization (activations too, QDQ format), calibrated on texts
+  (``--calibration FILE``, else the run's training texts). Use both ONNX ones with ``--backend onnx-int8``.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from textsift.errors import TextsiftError
+
+log = logging.getLogger("textsift")
+METHODS = ("dynamic", "onnx-dynamic", "onnx-static")
+
+
+# ---------------------------------------------------------------- PyTorch dynamic int8
+def _dynamic_linear():
+    return torch.ao.nn.quantized.dynamic.Linear
+
+
+def quantize_dynamic(model: nn.Module) -> nn.Module:
+    """``torch.ao.quantization.quantize_dynamic`` on the Linear layers (in place), warnings silenced:
+    torch marks the eager API deprecated in favour of torchao, but it is the CPU int8 path shipped here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def int8_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Plain tensors for safetensors: the int8 Linear weights as ``int_repr`` + scale + zero point, and
+    every other parameter and buffer as is."""
+    out, quantized = {}, set()
+    for name, module in model.named_modules():
+        if isinstance(module, _dynamic_linear()):
+            w = module.weight()
+            out[f"{name}.int8_weight"] = w.int_repr()
+            out[f"{name}.int8_scale"] = torch.tensor(w.q_scale(), dtype=torch.float64)
+            out[f"{name}.int8_zero_point"] = torch.tensor(w.q_zero_point(), dtype=torch.int64)
+            if module.bias() is not None:
+                out[f"{name}.bias"] = module.bias().detach()
+            quantized.add(name)
+    for key, value in model.state_dict().items():
+        if isinstance(value, torch.Tensor) and not any(key.startswith(q + ".") for q in quantized):
+            out[key] = value
+    return out
+
+
+def load_int8_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Rebuild the int8 layers of a freshly built fp32 ``model`` and load ``int8_state``'s tensors."""
+    plain = {k: v for k, v in state.items() if ".int8_" not in k}
+    quantize_dynamic(model)
+    for name, module in model.named_modules():
+        if isinstance(module, _dynamic_linear()) and f"{name}.int8_weight" in state:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = torch._make_per_tensor_quantized_tensor(state[f"{name}.int8_weight"],
+                                                            float(state[f"{name}.int8_scale"]),
+                                                            int(state[f"{name}.int8_zero_point"]))
+            module.set_weight_bias(w, plain.pop(f"{name}.bias", None))
+    missing, unexpected = model.load_state_dict(plain, strict=False)
+    if unexpected:
+        raise TextsiftError(f"int8 weights: unexpected tensors {unexpected[:3]}; the file belongs to another model")
+    return model
+
+
+# ---------------------------------------------------------------- the command
+def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optional[str] = None,
+                 calibration_size: int = 256) -> dict:
+    """Quantize ``run_dir`` into ``out_dir`` (a run directory, or an export directory for the ONNX
+    methods); returns the before/after report."""
+    from textsift.data import iter_texts
+    from textsift.engines.measure import format_table, measure
+    from textsift.engines.prune import _clf, _split_metrics
+    from textsift.rundir import check_run_dir, is_ensemble, load_bundle, write_json
+
+    if method not in METHODS:
+        raise TextsiftError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    run_dir, out_dir = check_run_dir(run_dir), Path(out_dir)
+    if is_ensemble(run_dir):
+        raise TextsiftError(f"{run_dir}: quantize one fold of a K-fold run (e.g. {run_dir}/folds/fold-0)")
+    bundle = load_bundle(run_dir)
+    texts_file = calibration or bundle.config.data.train
+    texts = [t for _, t in zip(range(calibration_size), (t for _, t in iter_texts(texts_file, bundle.config.data)))]
+    if not texts:
+        raise TextsiftError(f"{texts_file}: no texts to calibrate or measure with")
+    if method == "dynamic":
+        _dynamic_run(run_dir, out_dir, bundle)
+        after = load_bundle(out_dir)
+        after_metrics = _split_metrics(out_dir)
+    else:
+        from textsift.engines.export import export_run
+
+        export_run(run_dir, out_dir, int8=method == "onnx-dynamic")
+        if method == "onnx-static":
+            _static_onnx(out_dir, bundle, texts)
+        after = load_bundle(out_dir, backend="onnx-int8")
+        after_metrics = _evaluate(after)
+    rows = {"before": measure(_clf(bundle), texts[:128], run_dir, _split_metrics(run_dir)),
+            "after": measure(_clf(after), texts[:128], out_dir, after_metrics)}
+    report = {"source": str(run_dir), "method": method, "calibration": texts_file if method == "onnx-static" else None,
+              "rows": rows, "table": format_table(rows)}
+    write_json(out_dir / "quantize_report.json", report)
+    (out_dir / "quantize_report.md").write_text(f"# {method} int8 of {run_dir}\n\n{report['table']}\n", encoding="utf-8")
+    return report
+
+
+def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
+    from textsift.engines.checkpoint import atomic_save_safetensors
+    from textsift.engines.evaluation import evaluate_examples
+    from textsift.data import read_examples
+    from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_FILE, MODEL_JSON, TOKENIZER, create_run_dir,
+                                 read_json, write_json)
+
+    out_dir = create_run_dir(out_dir)
+    model = quantize_dynamic(bundle.model.float().eval())
+    model.amp_dtype = None  # int8 kernels run in fp32 around the int8 matmuls; no autocast
+    for name in (CONFIG, LABELS, TOKENIZER):
+        shutil.copy2(run_dir / name, out_dir / name)
+    if (run_dir / ASSETS).is_dir():
+        shutil.copytree(run_dir / ASSETS, out_dir / ASSETS)
+    meta = read_json(run_dir / MODEL_JSON)
+    meta.update(quantization="dynamic", quantized_from=str(run_dir.resolve()))
+    write_json(out_dir / MODEL_JSON, meta)
+    atomic_save_safetensors(int8_state(model), out_dir / MODEL_FILE, metadata={"format": "textsift-int8"})
+    metrics = {}
+    for split in ("dev", "test"):
+        path = getattr(bundle.config.data, split)
+        if path:
+            examples = read_examples(path, bundle.config.data, task=bundle.scheme.task)
+            metrics[split] = evaluate_examples(model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64,
+                                               report_dir=out_dir / "reports", split=split, plots=False)
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "run.json", {"status": "finished", "quantized_from": str(run_dir.resolve()),
+                                      "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _evaluate(bundle) -> dict:
+    from textsift.data import read_examples
+    from textsift.engines.evaluation import evaluate_examples
+
+    out = {}
+    for split in ("dev", "test"):
+        path = getattr(bundle.config.data, split)
+        if path and Path(path).is_file():
+            examples = read_examples(path, bundle.config.data, task=bundle.scheme.task)
+            out[split] = evaluate_examples(bundle.model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64)
+    return out
+
+
+def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
+    """``model.int8.onnx`` by ONNX Runtime static quantization, calibrated on ``texts``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from textsift.engines.export import EXPORT_JSON, INPUTS, ONNX_FILE, ONNX_INT8_FILE
+    from textsift.engines.onnx_backend import OnnxModel
+    from textsift.rundir import read_json, write_json
+
+    manifest = read_json(out_dir / EXPORT_JSON)
+    fp32 = OnnxModel(out_dir, manifest)
+    encoded = bundle.encoder.encode_batch(texts, bundle.max_length)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([fp32.pad(encoded[i:i + 16]) for i in range(0, len(encoded), 16)])
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else dict(zip(INPUTS, batch))
+
+    graph = onnx.load(str(out_dir / ONNX_FILE))
+    del graph.graph.value_info[:]  # re-inferred by the quantizer (see export.py)
+    staged = out_dir / ".fp32-for-int8.onnx"
+    onnx.save(graph, str(staged))
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR
+    try:
+        quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+        staged.unlink()
+    sample = [fp32.pad(encoded[:16])]
+    int8 = OnnxModel(out_dir, {**manifest, "int8_file": ONNX_INT8_FILE}, int8=True)
+    diff = float(np.abs(int8.batch_logits(*sample[0]) - fp32.batch_logits(*sample[0])).max())
+    manifest.update(int8_file=ONNX_INT8_FILE, int8_method="static",
+                    int8_parity={"max_abs_diff_vs_onnx_fp32": diff, "calibration_texts": len(texts)})
+    write_json(out_dir / EXPORT_JSON, manifest)
