@@ -132,12 +132,18 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
     model = build_model(meta["name"], params, meta["vocab_size"], meta["num_labels"], meta["pad_id"],
                         pretrained_weights=False)
     try:
-        model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
+        if meta.get("quantization") == "dynamic":  # `textsift quantize --method dynamic`: int8 Linear layers
+            from textsift.engines.quantize import load_int8_state
+            load_int8_state(model, load_file(str(run_dir / MODEL_FILE)))
+        else:
+            model.load_state_dict(load_file(str(run_dir / MODEL_FILE)))
+    except TextsiftError:
+        raise
     except Exception as e:  # a corrupt or mismatched file must not crash with a traceback
         raise TextsiftError(f"{run_dir / MODEL_FILE}: cannot load weights ({str(e).splitlines()[0]}); "
                             "the file is damaged or belongs to another model") from None
     model.to(device).eval()
-    model.amp_dtype = resolve_precision(config.train.precision, model, device)
+    model.amp_dtype = None if meta.get("quantization") else resolve_precision(config.train.precision, model, device)
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
 
 

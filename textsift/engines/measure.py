@@ -11,11 +11,10 @@ import numpy as np
 LATENCY_TEXTS, THROUGHPUT_TEXTS = 100, 512
 
 
-def model_size(path: Path) -> int:
-    """Bytes of a run's or export's weight files."""
-    path = Path(path)
-    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".onnx", ".pt")
-               and not f.name.startswith("."))
+def model_size(clf, folder: Path) -> int:
+    """Bytes of the weights ``clf`` runs on: the ONNX file it loaded, or the run's model.safetensors."""
+    path = getattr(clf.bundle.model, "path", None) or Path(folder) / "model.safetensors"
+    return Path(path).stat().st_size
 
 
 def measure(clf, texts: Sequence[str], folder: Path, metric_of: dict) -> dict:
@@ -23,7 +22,11 @@ def measure(clf, texts: Sequence[str], folder: Path, metric_of: dict) -> dict:
     from textsift.api import TextClassifier  # noqa: F401 - the type of clf
 
     model = clf.bundle.model
-    params = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
+    params = None
+    if hasattr(model, "parameters"):  # int8 Linear weights are packed, not parameters: count them too
+        packed = [t for m in model.modules() if callable(getattr(m, "weight", None))
+                  for t in (m.weight(), m.bias()) if t is not None]
+        params = sum(p.numel() for p in model.parameters()) + sum(t.numel() for t in packed)
     texts = list(texts)
     clf.predict(texts[:8])  # warm-up (kernels, caches)
     batch = (texts * (THROUGHPUT_TEXTS // max(1, len(texts)) + 1))[:THROUGHPUT_TEXTS]
@@ -36,7 +39,7 @@ def measure(clf, texts: Sequence[str], folder: Path, metric_of: dict) -> dict:
         start = time.perf_counter()
         clf.predict_proba([text])
         latencies.append(time.perf_counter() - start)
-    row = {"parameters": params, "size_mb": round(model_size(folder) / 2**20, 2),
+    row = {"parameters": params, "size_mb": round(model_size(clf, folder) / 2**20, 2),
            "texts_per_s_b32": round(throughput, 1), "p50_ms_b1": round(1000 * float(np.percentile(latencies, 50)), 2),
            "p95_ms_b1": round(1000 * float(np.percentile(latencies, 95)), 2)}
     for split, metrics in metric_of.items():

@@ -61,6 +61,13 @@ def int8_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def load_int8_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """Rebuild the int8 layers of a freshly built fp32 ``model`` and load ``int8_state``'s tensors."""
     plain = {k: v for k, v in state.items() if ".int8_" not in k}
+    int8_names = {k.rsplit(".int8_weight", 1)[0] for k in state if k.endswith(".int8_weight")}
+    biases = {f"{n}.bias": plain.pop(f"{n}.bias") for n in int8_names if f"{n}.bias" in plain}
+    # everything else goes in while the model is still fp32 (quantized modules cannot load partial state)
+    missing, unexpected = model.load_state_dict(plain, strict=False)
+    if unexpected or [k for k in missing if k.rsplit(".", 1)[0] not in int8_names]:
+        raise TextsiftError(f"int8 weights: tensors do not match the model ({(unexpected or missing)[:3]}); "
+                            "the file belongs to another model")
     quantize_dynamic(model)
     for name, module in model.named_modules():
         if isinstance(module, _dynamic_linear()) and f"{name}.int8_weight" in state:
@@ -69,10 +76,7 @@ def load_int8_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Modu
                 w = torch._make_per_tensor_quantized_tensor(state[f"{name}.int8_weight"],
                                                             float(state[f"{name}.int8_scale"]),
                                                             int(state[f"{name}.int8_zero_point"]))
-            module.set_weight_bias(w, plain.pop(f"{name}.bias", None))
-    missing, unexpected = model.load_state_dict(plain, strict=False)
-    if unexpected:
-        raise TextsiftError(f"int8 weights: unexpected tensors {unexpected[:3]}; the file belongs to another model")
+            module.set_weight_bias(w, biases.get(f"{name}.bias"))
     return model
 
 
@@ -108,7 +112,7 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
             _static_onnx(out_dir, bundle, texts)
         after = load_bundle(out_dir, backend="onnx-int8")
         after_metrics = _evaluate(after)
-    rows = {"before": measure(_clf(bundle), texts[:128], run_dir, _split_metrics(run_dir)),
+    rows = {"before": measure(_clf(load_bundle(run_dir)), texts[:128], run_dir, _split_metrics(run_dir)),
             "after": measure(_clf(after), texts[:128], out_dir, after_metrics)}
     report = {"source": str(run_dir), "method": method, "calibration": texts_file if method == "onnx-static" else None,
               "rows": rows, "table": format_table(rows)}
