@@ -173,3 +173,30 @@ def test_bad_compression_requests(hf_run, tmp_path):
     with pytest.raises(TextsiftError, match="--method: expected one of dynamic, onnx-dynamic, onnx-static"):
         quantize_run(classic, tmp_path / "a", method="fp8")
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("kind", ["hf", "fasttext_ngrams", "tfidf_linear"])
+def test_vocabulary_pruning_keeps_logits_on_covered_text(hf_run, tmp_path, kind):
+    from textsift.api import TextClassifier
+    from textsift.engines.prune import prune_run
+
+    root, files = hf_run
+    run = root / "run"
+    if kind != "hf":
+        run = tmp_path / "classic"
+        model = {"name": "fasttext", "embedding_dim": 8} if kind == "fasttext_ngrams" else {"name": "tfidf_linear"}
+        TextClassifier.train({"data": files, "model": model, "train": {**TRAIN, "epochs": 2, "lr": 0.05},
+                              "tokenizer": {"name": "word", "ngrams": 2 if kind == "fasttext_ngrams" else 1,
+                                            "ngram_buckets": 1000}}, run)
+    corpus = tmp_path / "corpus.txt"
+    covered = [t["text"] for t in make_texts(20, 11)]
+    corpus.write_text("\n".join(covered) + "\n")
+    report = prune_run(run, tmp_path / "v", vocab_from=str(corpus))
+    assert report["kept"]["vocab"]["after"] < report["kept"]["vocab"]["before"]
+    before, after = TextClassifier.load(run), TextClassifier.load(tmp_path / "v")
+    assert after.bundle.model.vocab_size == report["kept"]["vocab"]["after"]
+    # covered texts (and any reordering of their words) give the same probabilities
+    probe = covered + [" ".join(reversed(t.split())) for t in covered[:5]]
+    np.testing.assert_allclose(after.scores(probe)[0], before.scores(probe)[0], atol=1e-5)
+    # an uncovered word is now unknown, not an error
+    assert after.predict("zebra quantum stock") in ("finance", "sports", "tech")

@@ -199,6 +199,10 @@ def test_encoder_teacher_into_a_classic_student(task, hf_teacher):
                        model={"name": "textcnn", "embedding_dim": 16})
     assert metrics["distill"]["extra_texts"] == 300 + 24  # transfer texts + one augmented copy per labelled one
     assert metrics["test"]["accuracy"] > 0.6
+    from textsift.engines.distill import MASK
+    from textsift.rundir import load_bundle
+
+    assert MASK not in load_bundle(root / "cross").encoder.vocab  # masked tokens stay unknown to the student
 
 
 def test_layer_reduced_student_starts_from_the_chosen_teacher_layers(task, hf_teacher, tmp_path):
@@ -268,3 +272,17 @@ def test_cli_distill(task, tmp_path):
     res = subprocess.run(cli + ["distill", "-c", str(plain), "--run-dir", str(tmp_path / "x")], capture_output=True,
                          text=True)
     assert res.returncode == 2 and "has no `distill` section" in res.stderr
+
+
+def test_augmentation_splits_words_and_cjk_and_masks_per_model():
+    from textsift.config.schema import AugmentConfig
+    from textsift.engines.distill import MASK, _masked, augment_texts, mask_form
+
+    cfg = AugmentConfig(copies=20, mask=0.3, delete=0.1, ngram=0.0)
+    out = augment_texts(["wonderful", "a wonderful film", "这部电影很好看"], cfg, seed=0)
+    words = {t for t in out[0::3]}
+    assert words <= {"wonderful", MASK}  # one English word stays a word, never split into letters
+    assert all(set(t.split()) <= {"a", "wonderful", "film", MASK} for t in out[1::3])
+    assert any(MASK in t for t in out[2::3]) and all(" " not in t for t in out[2::3])  # per character
+    assert mask_form(None) == MASK  # classic vocabularies: an unknown token
+    assert _masked([f"a {MASK} film"], "[MASK]") == ["a [MASK] film"]

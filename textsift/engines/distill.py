@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -118,14 +119,20 @@ def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: Distil
 
 
 # ---------------------------------------------------------------- extra texts
+MASK = "\ue000"  # a private-use character standing for a masked token until each model's own form is chosen
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
 def _tokens(text: str) -> tuple[list[str], str]:
-    """Whitespace tokens (joined by spaces again), or characters for unspaced (e.g. Chinese) text."""
-    return (text.split(), " ") if " " in text.strip() else (list(text), "")
+    """Characters for unspaced CJK text, else whitespace words (joined by spaces again)."""
+    if _CJK.search(text) and not re.search(r"\s", text.strip()):
+        return list(text), ""
+    return text.split(), " "
 
 
-def augment_texts(texts: Sequence[str], cfg, mask_token: Optional[str], seed: int) -> list[str]:
-    """``cfg.copies`` augmented copies of each text (Tang et al. 2019): per token, masking with
-    ``mask_token`` (skipped when the teacher has none) or deletion; or, for a whole copy, a random n-gram."""
+def augment_texts(texts: Sequence[str], cfg, seed: int) -> list[str]:
+    """``cfg.copies`` augmented copies of each text (Tang et al. 2019): per token, masking (``MASK``)
+    or deletion; or, for a whole copy, a random n-gram of the text."""
     rng = random.Random(seed)
     out = []
     for _ in range(cfg.copies):
@@ -139,9 +146,9 @@ def augment_texts(texts: Sequence[str], cfg, mask_token: Optional[str], seed: in
                 kept = []
                 for tok in tokens:
                     r = rng.random()
-                    if mask_token and r < cfg.mask:
-                        kept.append(mask_token)
-                    elif r >= cfg.mask and r < cfg.mask + cfg.delete:
+                    if r < cfg.mask:
+                        kept.append(MASK)
+                    elif r < cfg.mask + cfg.delete:
                         continue
                     else:
                         kept.append(tok)
@@ -150,9 +157,15 @@ def augment_texts(texts: Sequence[str], cfg, mask_token: Optional[str], seed: in
     return out
 
 
-def _mask_token(teachers: Teachers) -> Optional[str]:
-    tok = getattr(teachers.bundles[0].encoder, "tokenizer", None)
-    return getattr(tok, "mask_token", None) if isinstance(getattr(tok, "mask_token", None), str) else None
+def mask_form(tok) -> str:
+    """How a masked token is written for a model with tokenizer ``tok``: a pretrained tokenizer's mask (or
+    unknown) token; for textsift's own vocabularies ``MASK`` itself, an unknown token to them (Tang et al.
+    give the BERT teacher [MASK] and the student its unknown token)."""
+    for name in ("mask_token", "unk_token"):
+        value = getattr(tok, name, None)
+        if isinstance(value, str) and hasattr(tok, "convert_tokens_to_ids"):
+            return value
+    return MASK
 
 
 # ---------------------------------------------------------------- the distiller
@@ -260,9 +273,14 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         task, train, dev, test = load_datasets(cfg)
         if task != teachers.task:
             raise TextsiftError(f"distill: the data is a {task} task but the teachers are {teachers.task} models")
-        extra = _extra_texts(cfg, teachers, [ex.text for ex in train])
+        transfer, augmented = _extra_texts(cfg, [ex.text for ex in train])
+        student_form = _student_mask_form(cfg)
+        # teachers see masked tokens their way (e.g. BERT's [MASK]); the student sees them its own way
+        teacher_texts = [ex.text for ex in train] + transfer + _masked(augmented, mask_form(
+            getattr(teachers.bundles[0].encoder, "tokenizer", None)))
+        extra = transfer + _masked(augmented, student_form)
         texts = [ex.text for ex in train] + extra
-        logits = torch.from_numpy(cached_teacher_logits(teachers, texts, d))
+        logits = torch.from_numpy(cached_teacher_logits(teachers, teacher_texts, d))
         labelled = torch.arange(len(texts)) < len(train)
         teacher_model, projections = _live_teacher(cfg, teachers)
         factory = functools.partial(Distiller, teacher_logits=logits, labelled=labelled, dcfg=d,
@@ -273,7 +291,8 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         if student is not None:
             model_factory = lambda *_: student  # noqa: E731
         run = _assemble(cfg, run_dir, resume, (task, train, dev, test), teachers.labels, extra, model_factory,
-                        _with_projections(factory, cfg, teachers, teacher_model))
+                        _with_projections(factory, cfg, teachers, teacher_model),
+                        vocab_texts=[ex.text for ex in train] + transfer)  # masks never enter the vocabulary
         _check_student(cfg, run, teachers)
         _write_run_json(run_dir, "running", started)
         _fit(run, resume)
@@ -299,20 +318,30 @@ def _check_tricks(cfg: Config) -> None:
                                 "multisample_dropout combine with distillation)")
 
 
-def _extra_texts(cfg: Config, teachers: Teachers, train_texts: list[str]) -> list[str]:
-    d, extra = cfg.distill, []
+def _extra_texts(cfg: Config, train_texts: list[str]) -> tuple[list[str], list[str]]:
+    """Transfer texts and augmented copies (with ``MASK`` placeholders) of the training texts."""
+    d, transfer, augmented = cfg.distill, [], []
     if d.transfer_data:
         from textsift.data import iter_texts
 
-        extra += [text for _, text in iter_texts(d.transfer_data, cfg.data) if text.strip()]
-        log.info("transfer data: %d unlabelled texts from %s", len(extra), d.transfer_data)
+        transfer = [text for _, text in iter_texts(d.transfer_data, cfg.data) if text.strip()]
+        log.info("transfer data: %d unlabelled texts from %s", len(transfer), d.transfer_data)
     if d.augment.copies:
-        mask = _mask_token(teachers)
-        augmented = augment_texts(train_texts, d.augment, mask, cfg.train.seed)
-        extra += augmented
-        log.info("augmentation: %d copies of the training texts (masking %s)", len(augmented),
-                 f"with {mask}" if mask else "off: the teacher has no mask token")
-    return extra
+        augmented = augment_texts(train_texts, d.augment, cfg.train.seed)
+        log.info("augmentation: %d copies of the training texts", len(augmented))
+    return transfer, augmented
+
+
+def _masked(texts: list[str], form: str) -> list[str]:
+    return [t.replace(MASK, form) for t in texts] if form != MASK else texts
+
+
+def _student_mask_form(cfg: Config) -> str:
+    if cfg.model.name != "hf":
+        return MASK
+    from textsift.tokenizers.hf import load_hf_tokenizer
+
+    return mask_form(load_hf_tokenizer((cfg.model.model_extra or {})["pretrained"]))
 
 
 def _student_from_teacher(teachers: Teachers, layers: list[int], encoder, scheme, params: dict):

@@ -24,8 +24,10 @@ def measure(clf, texts: Sequence[str], folder: Path, metric_of: dict) -> dict:
     model = clf.bundle.model
     params = None
     if hasattr(model, "parameters"):  # int8 Linear weights are packed, not parameters: count them too
-        packed = [t for m in model.modules() if callable(getattr(m, "weight", None))
-                  for t in (m.weight(), m.bias()) if t is not None]
+        from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+        packed = [t for m in model.modules() if isinstance(m, Int8Linear) for t in (m.weight(), m.bias())
+                  if t is not None]
         params = sum(p.numel() for p in model.parameters()) + sum(t.numel() for t in packed)
     texts = list(texts)
     clf.predict(texts[:8])  # warm-up (kernels, caches)

@@ -116,25 +116,57 @@ def targets_from_width(model, width: Optional[float], heads: Optional[int], ffn:
 
 def prune_run(run_dir, out_dir, width: Optional[float] = None, heads: Optional[int] = None,
               ffn: Optional[int] = None, layers: Optional[Sequence[int]] = None, retrain_epochs: int = 0,
-              importance_examples: int = 512, overrides: Sequence[str] = ()) -> dict:
+              importance_examples: int = 512, overrides: Sequence[str] = (), vocab_from: Optional[str] = None) -> dict:
     """Prune ``run_dir`` into the new run ``out_dir``; returns the before/after report."""
     from textsift.data import read_examples
     from textsift.engines.measure import format_table, measure
     from textsift.rundir import check_run_dir, load_bundle, read_json, write_json
 
-    run_dir = check_run_dir(run_dir)
+    run_dir, out_dir = check_run_dir(run_dir), Path(out_dir)
     bundle = load_bundle(run_dir)
     model = bundle.model
-    if not hasattr(model, "keep_layers"):
+    structural = not (width is None and heads is None and ffn is None and layers is None)
+    if not structural and vocab_from is None:
+        raise TextsiftError("prune: nothing to remove; give --width, --heads, --ffn, --layers and/or --vocab-from")
+    if structural and not hasattr(model, "keep_layers"):
         raise TextsiftError(f"{run_dir}: structured pruning applies to pretrained-encoder (`hf`) runs; this run's "
                             f"model is {read_json(run_dir / 'model.json')['name']} (classic models are small "
-                            "already: distil or quantize them instead)")
-    if width is None and heads is None and ffn is None and layers is None:
-        raise TextsiftError("prune: nothing to remove; give --width, --heads, --ffn and/or --layers")
+                            "already: prune their vocabulary with --vocab-from, distil or quantize them)")
+    if retrain_epochs and not structural:
+        raise TextsiftError("--retrain-epochs: vocabulary pruning keeps the logits of covered texts, so there is "
+                            "nothing to re-train; drop --retrain-epochs")
+    if vocab_from is not None and not Path(vocab_from).is_file():
+        raise TextsiftError(f"--vocab-from: file not found: {vocab_from}")
+    kept = {}
+    if structural:
+        kept = _structural(bundle, width, heads, ffn, layers, importance_examples)
+    if retrain_epochs:
+        _retrain(run_dir, out_dir, bundle, model, retrain_epochs, overrides)
+        if vocab_from:  # prune the re-trained run's vocabulary in place
+            retrained = load_bundle(out_dir)
+            kept["vocab"] = _publish(out_dir, retrained, retrained.model, vocab_from, create=False)
+    else:
+        kept["vocab"] = _publish(out_dir, bundle, model, vocab_from, create=True, source=run_dir)
+    before = load_bundle(run_dir)
+    texts = [ex.text for ex in read_examples(bundle.config.data.train, bundle.config.data, task=bundle.scheme.task)[:128]]
+    rows = {"before": measure(_clf(before), texts, run_dir, _split_metrics(run_dir)),
+            "after": measure(_clf(load_bundle(out_dir)), texts, Path(out_dir), _split_metrics(Path(out_dir)))}
+    report = {"source": str(run_dir), "kept": kept, "retrain_epochs": retrain_epochs, "rows": rows}
+    write_json(Path(out_dir) / "prune_report.json", report)
+    table = format_table(rows)
+    (Path(out_dir) / "prune_report.md").write_text(f"# Pruning {run_dir}\n\n{table}\n", encoding="utf-8")
+    report["table"] = table
+    return report
+
+
+def _structural(bundle, width, heads, ffn, layers, importance_examples: int) -> dict:
+    """Rank heads and neurons on the run's training texts and remove the least important."""
+    from textsift.data import read_examples
+
+    model, cfg = bundle.model, bundle.config
     if layers is not None and (not layers or min(layers) < 0 or max(layers) >= model.num_layers):
         raise TextsiftError(f"--layers: expected indices from 0 to {model.num_layers - 1}, got {list(layers)}")
     heads, ffn = targets_from_width(model, width, heads, ffn)
-    cfg = bundle.config
     train = read_examples(cfg.data.train, cfg.data, task=bundle.scheme.task)[:importance_examples]
     started = time.perf_counter()
     encoded = bundle.encoder.encode_batch([ex.text for ex in train], bundle.max_length)
@@ -145,20 +177,7 @@ def prune_run(run_dir, out_dir, width: Optional[float] = None, heads: Optional[i
     log.info("importance on %d training texts in %.1f s; kept layers %s, %s heads and %s neurons per layer",
              len(train), time.perf_counter() - started, kept["layers"], kept["heads_per_layer"][0],
              model.params.structure["ffn"][0])
-    if retrain_epochs:
-        _retrain(run_dir, out_dir, bundle, model, retrain_epochs, overrides)
-    else:
-        _write_pruned_run(run_dir, Path(out_dir), bundle, model)
-    before = load_bundle(run_dir)
-    texts = [ex.text for ex in train][:128]
-    rows = {"before": measure(_clf(before), texts, run_dir, _split_metrics(run_dir)),
-            "after": measure(_clf(load_bundle(out_dir)), texts, Path(out_dir), _split_metrics(Path(out_dir)))}
-    report = {"source": str(run_dir), "kept": kept, "retrain_epochs": retrain_epochs, "rows": rows}
-    write_json(Path(out_dir) / "prune_report.json", report)
-    table = format_table(rows)
-    (Path(out_dir) / "prune_report.md").write_text(f"# Pruning {run_dir}\n\n{table}\n", encoding="utf-8")
-    report["table"] = table
-    return report
+    return kept
 
 
 def _split_metrics(run_dir: Path) -> dict:
@@ -173,34 +192,53 @@ def _clf(bundle):
     return TextClassifier(bundle)
 
 
-def _write_pruned_run(run_dir: Path, out_dir: Path, bundle, model) -> None:
-    """A run directory for the pruned weights, evaluated on the run's dev and test files."""
-    from textsift.data import read_examples
+def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bool, source: Optional[Path] = None):
+    """Write ``model`` (and its encoder, vocabulary-pruned when ``vocab_from`` is given) as a run in
+    ``out_dir``, evaluated on the run's dev and test files. Returns the vocabulary sizes (or None)."""
+    import tempfile
+
+    from textsift.data import iter_texts, read_examples
     from textsift.engines.evaluation import evaluate_examples
     from textsift.engines.train_run import _save_weights
-    from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, create_run_dir, read_json,
-                                 write_json)
+    from textsift.engines.vocab_prune import prune_vocabulary
+    from textsift.rundir import ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, create_run_dir, read_json, write_json
 
-    out_dir = create_run_dir(out_dir)
-    for name in (CONFIG, LABELS, TOKENIZER):
-        shutil.copy2(run_dir / name, out_dir / name)
-    shutil.copytree(run_dir / ASSETS, out_dir / ASSETS)
-    model.save_assets(out_dir / ASSETS)  # config.json with the new depth
-    meta = read_json(run_dir / MODEL_JSON)
+    encoder, vocab = bundle.encoder, None
+    with tempfile.TemporaryDirectory() as staging:
+        if vocab_from:
+            texts = [t for _, t in iter_texts(vocab_from, bundle.config.data)]
+            before = model.vocab_size
+            encoder = prune_vocabulary(model, encoder, texts, Path(staging) / ASSETS)
+            vocab = {"before": before, "after": model.vocab_size, "corpus": str(vocab_from)}
+        src = source or out_dir
+        meta = read_json(src / MODEL_JSON)
+        if create:
+            out_dir = create_run_dir(out_dir)
+            for name in (CONFIG, LABELS):
+                shutil.copy2(src / name, out_dir / name)
+        if (out_dir / ASSETS).is_dir() and vocab_from:
+            shutil.rmtree(out_dir / ASSETS)
+        encoder.save(out_dir / TOKENIZER)  # hf: also the tokenizer files in hf/
+        if hasattr(model, "save_assets") and meta.get("assets"):
+            model.save_assets(out_dir / ASSETS)  # config.json: depth and vocabulary size as pruned
     meta.update(params=model.params.model_dump(mode="json"), parameters=sum(p.numel() for p in model.parameters()),
-                pruned_from=str(run_dir.resolve()))
+                vocab_size=model.vocab_size, pad_id=encoder.pad_id)
+    if source is not None:
+        meta["pruned_from"] = str(source.resolve())
     write_json(out_dir / MODEL_JSON, meta)
     _save_weights(model, out_dir)
-    cfg, metrics = bundle.config, {}
+    cfg, metrics = bundle.config, read_json(out_dir / "metrics.json") if not create else {}
     for split in ("dev", "test"):
         path = getattr(cfg.data, split)
         if path:
             examples = read_examples(path, cfg.data, task=bundle.scheme.task)
-            metrics[split] = evaluate_examples(model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64,
+            metrics[split] = evaluate_examples(model, bundle.scheme, encoder, examples, bundle.max_length, 64,
                                                report_dir=out_dir / "reports", split=split, plots=False)
     write_json(out_dir / "metrics.json", metrics)
-    write_json(out_dir / "run.json", {"status": "finished", "pruned_from": str(run_dir.resolve()),
-                                      "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    if create:
+        write_json(out_dir / "run.json", {"status": "finished", "pruned_from": str(src.resolve()),
+                                          "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return vocab
 
 
 def _retrain(run_dir: Path, out_dir, bundle, model, epochs: int, overrides: Sequence[str]) -> None:

@@ -128,12 +128,13 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
 
 
 def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None, extra_texts=(),
-              model_factory=None, trainer_factory=None) -> _Run:
+              model_factory=None, trainer_factory=None, vocab_texts=None) -> _Run:
     """Data, label scheme, tokenizer, model, loss and trainer; the run's static files on a new run.
 
     Distillation adds ``extra_texts`` (unlabelled: transfer data, augmented copies) after the training
     texts, a ``model_factory(encoder, scheme, params)`` (a student built from its teacher) and a
-    ``trainer_factory(**trainer_kwargs)`` (the ``Distiller``)."""
+    ``trainer_factory(**trainer_kwargs)`` (the ``Distiller``); ``vocab_texts`` (default: training + extra
+    texts) build a classic model's vocabulary."""
     from textsift.data.labels import LabelScheme
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
@@ -150,7 +151,8 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     if metric not in known:
         raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                             f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
-    encoder = build_encoder(cfg, [ex.text for ex in train] + list(extra_texts))
+    encoder = build_encoder(cfg, vocab_texts if vocab_texts is not None else
+                            [ex.text for ex in train] + list(extra_texts))
     params = _model_params(cfg)
     if model_factory is not None:
         model = model_factory(encoder, scheme, params)
