@@ -5,10 +5,12 @@ Per dataset (sst2_sentence, trec6, clinc150):
   * teacher: the ``<dataset>_minilm`` preset (MiniLM-L6, 3 epochs), trained once and reused from
     ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``;
   * classic students (TextCNN from GloVe-50d, neural fastText with word bigrams; TextRNN on request),
-    each trained twice with the same recipe: on the gold labels alone (the "no KD" baseline) and
-    distilled from the teacher (KL at T=4 + 0.5 x gold-label CE, 3 augmented copies of every training
-    text à la Tang et al. 2019, and for sst2_sentence the 67k GLUE SST-2 training phrases as unlabelled
-    transfer texts: they are phrases of the SST training sentences, their labels are never read);
+    each trained twice with the same model, tokenizer and lr: on the gold labels alone (the "no KD"
+    baseline, 10 epochs) and distilled from the teacher (6 epochs; KL at T=4 + 0.5 x gold-label CE;
+    3 augmented copies of every training text à la Tang et al. 2019; for sst2_sentence also the 67k
+    GLUE SST-2 training phrases as unlabelled transfer texts: phrases of the SST training sentences,
+    their labels never read; the only test sentence among them, "what 's next ?", is in
+    sst2_sentence's own train file too). Early stopping on dev;
   * a 2-layer student cut from the teacher (``distill.student_layers: [2, 5]``, i.e. teacher layers 3
     and 6, the uniform "every third layer" map of PKD/TinyBERT), trained with logits KD (T=2, + 0.5 x CE)
     and hidden-state MSE matches teacher 3 → student 1 and teacher 6 → student 2.
@@ -19,7 +21,8 @@ forward pass + softmax (``textsift.engines.evaluation.score``, what ``TextClassi
 minus formatting), in this process, one model at a time, ``torch.set_num_threads(--threads)``, after a
 warm-up, each model at its default inference precision (MiniLM: bf16 autocast on CPUs with AVX-512
 BF16/AMX; classic models: fp32). Train s = the run's own clock (``metrics.json`` train_seconds) minus the
-time spent computing teacher logits, which is reported once per dataset.
+time spent computing teacher logits, which is reported once per dataset (the 2-layer KD student's
+train s does include the live teacher forward passes its hidden-state matches need).
 
     .venv/bin/python benchmarks/distill.py                                   # full run
     .venv/bin/python benchmarks/distill.py --datasets trec6 --students textcnn,minilm2
@@ -27,8 +30,9 @@ time spent computing teacher logits, which is reported once per dataset.
         --datasets trec6 --limit 300 --epochs 1 --threads 1 --out /tmp/distill-smoke.md   # smoke
 
 Full run on a quiet 2-core machine (Xeon with AMX), estimated from benchmarks/results/pretrained.md
-and smoke runs: teachers ~9 min, 2-layer students ~8 min, classic students ~14 min (sst2's transfer
-phrases dominate), timing ~3 min: ~35 min (~26 min with cached teachers). Training runs are child
+and smoke runs: teachers ~10 min, teacher logits for ~190k texts ~5 min, classic students ~10 min,
+2-layer students ~8 min, timing ~2 min: ~35 min (~25 min with cached teachers; minilm2_plain adds
+~4 min, textrnn ~5 min). Training runs are child
 processes (``runner.run_child``), one at a time. Prints markdown tables with PASS/FAIL verdicts and
 writes them to --out (raw rows to the same name with .json). Not a unit test.
 """
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -62,13 +67,14 @@ STUDENT_LAYERS = [2, 5]
 CLASSIC_TRAIN = {"epochs": 10, "batch_size": 64, "max_length": 64}
 CLASSIC = {   # label, tokenizer, model (the vectors key is filled in when GloVe is there), train
     "textcnn": ("TextCNN", {"name": "word"}, {"name": "textcnn", "kernel_sizes": [1, 2, 3], "num_filters": 128,
-                                               "vectors": "glove"}, {"lr": 1e-3}),
+                                               "vectors": "glove"}, {"lr": 3e-3}),
     "fasttext": ("fastText", {"name": "word", "ngrams": 2, "ngram_buckets": 200000},
-                 {"name": "fasttext", "embedding_dim": 64, "dropout": 0.3}, {"lr": 5e-3}),
+                 {"name": "fasttext", "embedding_dim": 64, "dropout": 0.3}, {"lr": 2e-2}),
     "textrnn": ("TextRNN", {"name": "word"}, {"name": "textrnn", "hidden_size": 128, "pooling": "max",
-                                               "vectors": "glove"}, {"lr": 1e-3}),
+                                               "vectors": "glove"}, {"lr": 2e-3}),
 }
 KD_CLASSIC = {"temperature": 4.0, "hard_weight": 0.5, "augment": {"copies": 3}}
+KD_CLASSIC_EPOCHS = 6   # each epoch holds 4x (sst2: 14x) the texts of a baseline epoch
 TINY_TRAIN = {"epochs": 4, "batch_size": 32, "max_length": 64, "lr": 1e-4, "warmup_ratio": 0.06}
 KD_TINY = {"temperature": 2.0, "hard_weight": 0.5, "student_layers": STUDENT_LAYERS,
            "intermediate": [{"teacher_layer": 3, "student_layer": 1, "loss": "hidden_mse"},
@@ -98,8 +104,9 @@ def limited(src: Path, dst: Path, n: int, by_label: bool = True) -> Path:
         groups: dict[str, list] = {}
         for r in rows:
             groups.setdefault(str(r.get("label")), []).append(r)
-        rows = [r for turn in range(max(map(len, groups.values()))) for g in groups.values() if turn < len(g)
-                for r in [g[turn]]]
+        rows = []
+        for turn in range(max(len(g) for g in groups.values())):
+            rows += [g[turn] for g in groups.values() if turn < len(g)]
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:n]), encoding="utf-8")
     return dst
@@ -134,23 +141,28 @@ def train(config, run_dir: Path, overrides: list[str], env: dict, timeout: float
         return {**row, "na": f"timed out after {timeout:.0f} s" if res.timed_out
                 else f"textsift train exited {res.returncode}: {res.error_tail()}"}
     row.update(read_run(run_dir))
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)   # resume state only; ~1 GB per MiniLM run
     return row if row["metrics"].get("accuracy") is not None else {**row, "na": "metrics.json has no test accuracy"}
 
 
 def read_run(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     log_text = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace")
+    # The training texts are labelled before the run logs its "task ..." line, inside train_seconds;
+    # dev/test are labelled for the teacher's report after train_seconds is taken.
+    before, _, _ = log_text.partition(" INFO task ")
     done = [(int(n), float(s)) for n, s in LABELLED.findall(log_text)]
-    labelling = sum(s for _, s in done)
-    return {"metrics": _scale(metrics.get("test") or {}), "labelling_s": labelling,
-            "labelled_texts": sum(n for n, _ in done), "train_s": metrics["train_seconds"] - labelling,
+    inside = sum(float(s) for _, s in LABELLED.findall(before))
+    return {"metrics": _scale(metrics.get("test") or {}), "labelling_s": sum(s for _, s in done),
+            "labelled_texts": sum(n for n, _ in done), "train_s": metrics["train_seconds"] - inside,
             "teacher_test": _scale((metrics.get("distill") or {}).get("teacher_test") or {})}
 
 
 def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
     """The teacher run (the preset as shipped, plus --epochs/--limit), reused from the cache when there."""
+    preset = (REPO_ROOT / "textsift" / "presets" / f"{ds}_minilm.yaml").read_bytes()
     tag = ds + (f"-limit{args.limit}" if args.limit else "") + (f"-e{args.epochs}" if args.epochs else "")
-    run_dir = CACHE / "teachers" / tag
+    run_dir = CACHE / "teachers" / f"{tag}-{hashlib.sha1(preset).hexdigest()[:8]}"   # a changed preset retrains
     row = {"key": "teacher", "label": "MiniLM-L6 teacher", "kind": "teacher", "config": f"{ds}_minilm preset"}
     if not args.retrain and (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
         log(f"{ds}: reusing the teacher in {run_dir} (--retrain to train it again)")
@@ -177,7 +189,8 @@ def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: 
                     "train": {**CLASSIC_TRAIN, **extra, **({"epochs": epochs} if epochs else {})}}
             kd = {**KD_CLASSIC, "teacher": teacher_dir, **cache, **({"transfer_data": transfer} if transfer else {})}
             yield f"{name}_plain", f"{label} (no KD)", "baseline", base
-            yield f"{name}_kd", f"{label} (KD)", "kd", {**base, "distill": kd}
+            kd_train = {**base["train"], **({} if epochs else {"epochs": KD_CLASSIC_EPOCHS})}
+            yield f"{name}_kd", f"{label} (KD)", "kd", {**base, "train": kd_train, "distill": kd}
         else:
             tiny = {"data": data, "model": {"name": "hf"},
                     "train": {**TINY_TRAIN, **({"epochs": epochs} if epochs else {})}}
@@ -228,14 +241,15 @@ def _f(x, digits: int = 1) -> str:
     return "—" if x is None else f"{x:,.{digits}f}"
 
 
-def table(ds: str, rows: list[dict]) -> str:
+def table(rows: list[dict]) -> str:
     t = next((r for r in rows if r["kind"] == "teacher" and r.get("metrics")), None)
     head = ("| model | params | test acc % | % of teacher | texts/s @32 | × teacher | p50 ms @1 | train s |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|")
     body = []
     for r in rows:
         if r.get("na"):
-            body.append(f"| {r['label']} | n/a: {r['na'][:200].replace('|', '/')} | — | — | — | — | — | — |")
+            na = r["na"][:200].replace("|", "/")
+            body.append(f"| {r['label']} | n/a: {na} | — | — | — | — | — | — |")
             continue
         acc, tput = r["metrics"].get("accuracy"), r.get("texts_s")
         keep = 100 * acc / t["metrics"]["accuracy"] if t and acc is not None else None
@@ -269,15 +283,9 @@ def verdicts(ds: str, rows: list[dict]) -> list[str]:
         keep = r["metrics"]["accuracy"] / acc_t
         out.append(f"- {ds}: {r['label']}: {100 * r['metrics']['accuracy']:.2f}% = {100 * keep:.1f}% of the "
                    f"teacher (target ≥ {100 * KEEP_TINY:.1f}%) at {100 * r['params'] / t['params']:.0f}% of its "
-                   f"parameters and {r['texts_s'] / tput_t:.1f}x its texts/s → {'PASS' if keep >= KEEP_TINY else 'FAIL'}")
+                   f"parameters and {r['texts_s'] / tput_t:.1f}x its texts/s → "
+                   f"{'PASS' if keep >= KEEP_TINY else 'FAIL'}")
     return out or [f"- {ds}: no student results to judge"]
-
-
-def write_outputs(out: Path, text: str, rows: list[dict], meta: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False,
-                                                   default=str), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- main
@@ -313,8 +321,7 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
         transfer = str(data_dir / TRANSFER[ds])
         if args.limit:
             transfer = str(limited(Path(transfer), CACHE / "data" / f"{tag}-transfer.jsonl", 5 * args.limit, False))
-    glove = assets / "glove-6b-50d" / "vectors.txt"
-    glove = glove if glove.is_file() else None
+    glove = next((g for g in [assets / "glove-6b-50d" / "vectors.txt"] if g.is_file()), None)
     log(f"{ds}: teacher ...")
     rows = [{"dataset": ds, **teacher(ds, args, train_file, env)}]
     if rows[0]["na"]:
@@ -326,11 +333,17 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
         row = {"dataset": ds, "key": key, "label": label, "kind": kind, "config": cfg,
                **train(cfg, work / key, [], env, args.timeout)}
         rows.append(row)
-        log(f"{ds}: {label}: " + (f"n/a: {row['na']}" if row["na"] else f"test acc {100 * row['metrics']['accuracy']:.2f}"))
+        log(f"{ds}: {label}: " + (f"n/a: {row['na']}" if row["na"]
+                                  else f"test acc {100 * row['metrics']['accuracy']:.2f}"))
     test = [r["text"] for r in _read(data_dir / ds / "test.jsonl")]
     for row in rows:
-        if not row.get("na"):
+        if row.get("na"):
+            continue
+        try:
             row.update(measure(row["run_dir"], test, args.threads))
+        except Exception as e:   # one model that cannot be loaded or run must not lose the other rows
+            row["na"] = f"timing failed: {e.__class__.__name__}: {e}"
+        else:
             log(f"{ds}: {row['label']}: {row['texts_s']:.0f} texts/s @32, p50 {row['p50_ms']:.2f} ms @1")
     labelled = [r for r in rows if r.get("labelling_s")]
     if labelled:
@@ -365,7 +378,7 @@ def main(argv=None) -> int:
     for ds in datasets:
         ds_rows = run_dataset(ds, args, students, data_dir, assets, notes)
         rows += ds_rows
-        block = [f"## {ds}", "", table(ds, ds_rows), "", *verdicts(ds, ds_rows), ""]
+        block = [f"## {ds}", "", table(ds_rows), "", *verdicts(ds, ds_rows), ""]
         sections += block
         print("\n".join(block), flush=True)
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/distill.py", *sys.argv[1:]])
@@ -382,8 +395,11 @@ def main(argv=None) -> int:
         *[f"- {r['dataset']} / {r['label']}: `{r.get('command', '')}`"
           + (f" with `{json.dumps(r['config'], ensure_ascii=False)}`" if isinstance(r.get("config"), dict) else "")
           for r in rows], ""])
-    write_outputs(args.out, text, rows, {"date": f"{started:%Y-%m-%d %H:%M}", "command": command, "notes": notes,
-                                         "datasets": datasets, "students": students})
+    meta = {"date": f"{started:%Y-%m-%d %H:%M}", "command": command, "notes": notes, "students": students}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False,
+                                                        default=str), encoding="utf-8")
     log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
 
