@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained bench-serve assets browser clean
+.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -46,9 +46,21 @@ bench-pretrained: assets
 	$(BIN)/python benchmarks/pretrained.py
 
 # The service's load test: textsift serve (torch / ONNX / ONNX int8) vs the HF pipeline, MiniLM-L6 and TextCNN.
+# wrk (Debian) is the load generator: a C client takes less of the 2 cores than a Python one would.
 bench-serve: assets
 	$(BIN)/pip install --quiet -e '.[bench]'
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -q wrk >/dev/null; }
 	$(BIN)/python benchmarks/serve.py
+
+# MiniLM-L6 teachers distilled into TextCNN / fastText and a 2-layer student (about 35 minutes).
+bench-distill: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/distill.py
+
+# Width-1/2 pruning with re-training, and int8 (dynamic, static) on ONNX Runtime, MiniLM-L6.
+bench-compress: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/compress.py
 
 # Debian's Chromium and ChromeDriver, for the test that drives the service's page in a real browser
 # (without them that test skips, unless TEXTSIFT_REQUIRE_BROWSER=1, as in CI).

@@ -95,7 +95,8 @@ def service_rows(key: str, run: Path, export: Path, backend: str, args, env: dic
     port, target = free_port(), run if backend == "torch" else export
     cmd = [str(find_cli()), "serve", str(target), "--backend", backend, "--port", str(port),
            "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size),
-           "--max-wait-ms", str(args.max_wait_ms), "--graceful-timeout", "5"]
+           "--max-wait-ms", str(args.max_wait_ms), "--model-batch-size", str(args.model_batch_size),
+           "--graceful-timeout", "5"]
     base = {"model": key, "system": "service", "backend": backend, "command": shlex.join(["textsift", *cmd[1:]]),
             **({"precision": logged_precision(run)} if backend == "torch" else {})}
     log(f"{key} {backend}: starting the server on port {port}")
@@ -324,8 +325,9 @@ def parse_args(argv):
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measured row")
     p.add_argument("--max-requests", type=int, default=100_000, help="bound on requests/calls per row")
     p.add_argument("--threads", type=int, default=2, help="inference threads for every system (default 2)")
-    p.add_argument("--max-batch-size", type=int, default=32, help="textsift serve --max-batch-size")
+    p.add_argument("--max-batch-size", type=int, default=64, help="textsift serve --max-batch-size")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="textsift serve --max-wait-ms")
+    p.add_argument("--model-batch-size", type=int, default=16, help="textsift serve --model-batch-size")
     p.add_argument("--no-reference", action="store_true", help="service rows only (no pipeline / in-process rows)")
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N examples (smoke runs)")
     p.add_argument("--retrain", action="store_true", help="train and export again even when cached")

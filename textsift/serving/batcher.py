@@ -35,7 +35,7 @@ class MicroBatcher:
         on_batch: called with (texts in batch, seconds of model time) after every batch, for metrics.
     """
 
-    def __init__(self, predict: Callable[[list[str]], Sequence], max_batch_size: int = 32,
+    def __init__(self, predict: Callable[[list[str]], Sequence], max_batch_size: int = 64,
                  max_wait_ms: float = 0.0, on_batch: Callable[[int, float], None] | None = None):
         self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
         self.on_batch = on_batch
