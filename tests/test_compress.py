@@ -146,6 +146,7 @@ def test_onnx_static_int8(hf_run, tmp_path):
     report = quantize_run(root / "run", tmp_path / "s", method="onnx-static", calibration=files["dev"])
     manifest = json.loads((tmp_path / "s" / "export.json").read_text())
     assert manifest["int8_method"] == "static" and manifest["int8_parity"]["calibration_texts"] == 60
+    assert manifest["int8_parity"]["top1_agreement_vs_onnx_fp32"] >= 0.9
     assert report["rows"]["after"]["test_accuracy"] >= report["rows"]["before"]["test_accuracy"] - 0.05
     assert TextClassifier.load(tmp_path / "s", backend="onnx-int8").predict("stock market") in ("finance", "sports", "tech")
 

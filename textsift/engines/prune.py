@@ -89,7 +89,9 @@ def prune_model(model, head_scores, ffn_scores, heads: Optional[int], ffn: Optio
             keep_heads(layer, top)
             kept["heads"].append(top)
         if ffn is not None and ffn < len(fs):
-            keep_neurons(layer, sorted(torch.topk(fs, ffn).indices.tolist()))
+            top = sorted(torch.topk(fs, ffn).indices.tolist())
+            keep_neurons(layer, top)
+            kept["ffn"].append(len(top))
     kept["heads_per_layer"] = structure_of(model.layers())["heads"]
     model.params = model.params.model_copy(update={"structure": structure_of(model.layers())})
     model._layer_of = model._map_layers()
