@@ -107,7 +107,7 @@ def test_multisample_dropout_averages_head_over_masks(tiny_models):
     torch.manual_seed(3)
     logits = model(ids, mask).logits
     torch.manual_seed(3)
-    pooled = model._pool(model._encode(ids, mask), mask)
+    pooled = model._pool(model._encode(ids, mask).last_hidden_state, mask)
     manual = torch.stack([model.classifier(model.dropout(pooled)) for _ in range(4)]).mean(0)
     torch.testing.assert_close(logits, manual)
     model.eval()  # evaluation: one pass without dropout
