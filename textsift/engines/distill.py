@@ -255,19 +255,11 @@ class Distiller(Trainer):
 def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dict:
     """Distil ``cfg.distill.teacher`` into the student ``cfg.model`` (or into the given ``student`` model,
     e.g. a pruned copy of the teacher); returns ``metrics.json``'s content."""
-    from textsift.engines.logging_utils import attach_log_file
-    from textsift.engines.train_run import _assemble, _finish, _fit, _write_run_json, load_datasets
-    from textsift.engines.trainer import seed_everything
-    from textsift.rundir import create_run_dir, write_json
+    from textsift.engines.train_run import _assemble, _finish, _fit, _write_run_json, load_datasets, run_session
+    from textsift.rundir import write_json
 
     d = cfg.distill
-    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
-    handler = attach_log_file(run_dir / "train.log")
-    started = time.time()
-    try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        seed_everything(cfg.train.seed)
+    with run_session(cfg, run_dir, resume) as (run_dir, started):
         _check_tricks(cfg)
         teachers = Teachers(d.teacher if isinstance(d.teacher, list) else [d.teacher], d.teacher_weights)
         task, train, dev, test = load_datasets(cfg)
@@ -301,9 +293,6 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         write_json(run_dir / "metrics.json", metrics)
         _write_run_json(run_dir, "finished", started)
         return metrics
-    finally:
-        logging.getLogger("textsift").removeHandler(handler)
-        handler.close()
 
 
 def _check_tricks(cfg: Config) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -106,22 +107,29 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         from textsift.engines.distill import distill_run
 
         return distill_run(cfg, run_dir, resume)
-    from textsift.engines.logging_utils import attach_log_file
-    from textsift.engines.trainer import seed_everything
-
-    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
-    handler = attach_log_file(run_dir / "train.log")
-    started = time.time()
-    try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        seed_everything(cfg.train.seed)
+    with run_session(cfg, run_dir, resume) as (run_dir, started):
         run = _assemble(cfg, run_dir, resume, splits, labels)
         _write_run_json(run_dir, "running", started)
         _fit(run, resume)
         metrics = _finish(run, started)
         _write_run_json(run_dir, "finished", started)
         return metrics
+
+
+@contextmanager
+def run_session(cfg: Config, run_dir, resume: bool):
+    """A run's setup and teardown, shared by training and distillation: the (new or resumed) run
+    directory with its train.log attached, torch threads, seeds. Yields ``(run_dir, start time)``."""
+    from textsift.engines.logging_utils import attach_log_file
+    from textsift.engines.trainer import seed_everything
+
+    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
+    handler = attach_log_file(run_dir / "train.log")
+    try:
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        yield run_dir, time.time()
     finally:
         logging.getLogger("textsift").removeHandler(handler)
         handler.close()
