@@ -62,3 +62,19 @@ def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_s
     report_dir.mkdir(parents=True, exist_ok=True)
     return write_split_reports(report_dir, split, texts, gold, pred, probs, scheme.labels,
                                scheme.multi_label, bad_cases, plots)
+
+
+def evaluate_config_splits(model, scheme, encoder, config, max_length: int, report_dir: Path | None = None,
+                           batch_size: int = 64) -> dict:
+    """``{split: metrics}`` on the config's dev and test files that exist (a rebuilt, pruned or quantized
+    model judged on its run's own data); with ``report_dir``, also their report files (no plots)."""
+    from textsift.data import read_examples
+
+    out = {}
+    for split in ("dev", "test"):
+        path = getattr(config.data, split)
+        if path and Path(path).is_file():
+            examples = read_examples(path, config.data, task=scheme.task)
+            out[split] = evaluate_examples(model, scheme, encoder, examples, max_length, batch_size,
+                                           report_dir=report_dir, split=split, plots=False)
+    return out

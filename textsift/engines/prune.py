@@ -199,8 +199,8 @@ def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bo
     ``out_dir``, evaluated on the run's dev and test files. Returns the vocabulary sizes (or None)."""
     import tempfile
 
-    from textsift.data import iter_texts, read_examples
-    from textsift.engines.evaluation import evaluate_examples
+    from textsift.data import iter_texts
+    from textsift.engines.evaluation import evaluate_config_splits
     from textsift.engines.train_run import _save_weights
     from textsift.engines.vocab_prune import prune_vocabulary
     from textsift.rundir import ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, create_run_dir, read_json, write_json
@@ -229,13 +229,9 @@ def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bo
         meta["pruned_from"] = str(source.resolve())
     write_json(out_dir / MODEL_JSON, meta)
     _save_weights(model, out_dir)
-    cfg, metrics = bundle.config, read_json(out_dir / "metrics.json") if not create else {}
-    for split in ("dev", "test"):
-        path = getattr(cfg.data, split)
-        if path:
-            examples = read_examples(path, cfg.data, task=bundle.scheme.task)
-            metrics[split] = evaluate_examples(model, bundle.scheme, encoder, examples, bundle.max_length, 64,
-                                               report_dir=out_dir / "reports", split=split, plots=False)
+    metrics = read_json(out_dir / "metrics.json") if not create else {}
+    metrics.update(evaluate_config_splits(model, bundle.scheme, encoder, bundle.config, bundle.max_length,
+                                          out_dir / "reports"))
     write_json(out_dir / "metrics.json", metrics)
     if create:
         write_json(out_dir / "run.json", {"status": "finished", "pruned_from": str(src.resolve()),

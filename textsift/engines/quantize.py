@@ -86,6 +86,7 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
     """Quantize ``run_dir`` into ``out_dir`` (a run directory, or an export directory for the ONNX
     methods); returns the before/after report."""
     from textsift.data import iter_texts
+    from textsift.engines.evaluation import evaluate_config_splits
     from textsift.engines.measure import format_table, measure
     from textsift.engines.prune import _clf, _split_metrics
     from textsift.rundir import check_run_dir, is_ensemble, load_bundle, write_json
@@ -111,7 +112,8 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
         if method == "onnx-static":
             _static_onnx(out_dir, bundle, texts)
         after = load_bundle(out_dir, backend="onnx-int8")
-        after_metrics = _evaluate(after)
+        after_metrics = evaluate_config_splits(after.model, after.scheme, after.encoder, after.config,
+                                               after.max_length)
     rows = {"before": measure(_clf(load_bundle(run_dir)), texts[:128], run_dir, _split_metrics(run_dir)),
             "after": measure(_clf(after), texts[:128], out_dir, after_metrics)}
     report = {"source": str(run_dir), "method": method, "calibration": texts_file if method == "onnx-static" else None,
@@ -123,8 +125,7 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
 
 def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
     from textsift.engines.checkpoint import atomic_save_safetensors
-    from textsift.engines.evaluation import evaluate_examples
-    from textsift.data import read_examples
+    from textsift.engines.evaluation import evaluate_config_splits
     from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_FILE, MODEL_JSON, TOKENIZER, create_run_dir,
                                  read_json, write_json)
 
@@ -139,29 +140,11 @@ def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
     meta.update(quantization="dynamic", quantized_from=str(run_dir.resolve()))
     write_json(out_dir / MODEL_JSON, meta)
     atomic_save_safetensors(int8_state(model), out_dir / MODEL_FILE, metadata={"format": "textsift-int8"})
-    metrics = {}
-    for split in ("dev", "test"):
-        path = getattr(bundle.config.data, split)
-        if path:
-            examples = read_examples(path, bundle.config.data, task=bundle.scheme.task)
-            metrics[split] = evaluate_examples(model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64,
-                                               report_dir=out_dir / "reports", split=split, plots=False)
+    metrics = evaluate_config_splits(model, bundle.scheme, bundle.encoder, bundle.config, bundle.max_length,
+                                     out_dir / "reports")
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "run.json", {"status": "finished", "quantized_from": str(run_dir.resolve()),
                                       "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def _evaluate(bundle) -> dict:
-    from textsift.data import read_examples
-    from textsift.engines.evaluation import evaluate_examples
-
-    out = {}
-    for split in ("dev", "test"):
-        path = getattr(bundle.config.data, split)
-        if path and Path(path).is_file():
-            examples = read_examples(path, bundle.config.data, task=bundle.scheme.task)
-            out[split] = evaluate_examples(bundle.model, bundle.scheme, bundle.encoder, examples, bundle.max_length, 64)
-    return out
 
 
 def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
