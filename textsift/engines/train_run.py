@@ -17,6 +17,7 @@ import torch
 from textsift import __version__
 from textsift.config.load import to_yaml
 from textsift.config.schema import Config
+from textsift.engines import distributed
 from textsift.errors import TextsiftError
 from textsift.registry import did_you_mean
 from textsift.rundir import (CONFIG, LABELS, METRICS, MODEL_FILE, MODEL_JSON, RUN, TOKENIZER, create_run_dir,
@@ -109,30 +110,57 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         return distill_run(cfg, run_dir, resume)
     with run_session(cfg, run_dir, resume) as (run_dir, started):
         run = _assemble(cfg, run_dir, resume, splits, labels)
-        _write_run_json(run_dir, "running", started)
+        main = distributed.is_main()
+        if main:
+            _write_run_json(run_dir, "running", started)
         _fit(run, resume)
-        metrics = _finish(run, started)
-        _write_run_json(run_dir, "finished", started)
-        return metrics
+        if main:  # reports, final weights and metrics.json: rank 0's alone, the others wait for them
+            metrics = _finish(run, started)
+            _write_run_json(run_dir, "finished", started)
+        return distributed.broadcast_object(metrics if main else None)
 
 
 @contextmanager
 def run_session(cfg: Config, run_dir, resume: bool):
     """A run's setup and teardown, shared by training and distillation: the (new or resumed) run
-    directory with its train.log attached, torch threads, seeds. Yields ``(run_dir, start time)``."""
-    from textsift.engines.logging_utils import attach_log_file
+    directory with its train.log attached, torch threads, seeds. Yields ``(run_dir, start time)``.
+
+    Under torchrun, joins the process group; only rank 0 creates the directory and writes the log."""
     from textsift.engines.trainer import seed_everything
 
-    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
-    handler = attach_log_file(run_dir / "train.log")
+    distributed.init(cfg.train.device)
+    run_dir = Path(run_dir) if resume else main_only(create_run_dir, run_dir, default=Path(run_dir))
+    handler = _attach_log(run_dir / "train.log")
     try:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
         yield run_dir, time.time()
     finally:
-        logging.getLogger("textsift").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("textsift").removeHandler(handler)
+            handler.close()
+
+
+def _attach_log(path: Path):
+    from textsift.engines.logging_utils import attach_log_file
+
+    return attach_log_file(path) if distributed.is_main() else None
+
+
+def main_only(fn, *args, default=None):
+    """``fn(*args)`` on rank 0 (``default`` on the others); an error there (e.g. an existing run
+    directory) is raised on every rank, so none is left waiting in a collective."""
+    result, error = default, None
+    if distributed.is_main():
+        try:
+            result = fn(*args)
+        except TextsiftError as e:
+            error = str(e)
+    error = distributed.broadcast_object(error)
+    if error:
+        raise TextsiftError(error)
+    return result
 
 
 def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None, extra_texts=(),
@@ -174,7 +202,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
         model.embedding.weight.requires_grad_(False)
     model.amp_dtype = resolve_precision(cfg.train.precision, model, device)
     resolved = cfg.model_copy(update={"task": task})
-    if not resume:
+    if not resume and distributed.is_main():
         _write_static_files(run_dir, resolved, scheme, encoder, model, extra)
     log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters, "
              "precision %s", task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
@@ -216,7 +244,7 @@ def _fit(run: _Run, resume: bool) -> None:
         trainer.fit(resume=resume)
         trainer.load_best()
     model.eval()
-    if run.scheme.multi_label:
+    if run.scheme.multi_label and distributed.is_main():  # only rank 0 goes on to the reports
         _tune_thresholds(run)
         write_json(run.run_dir / LABELS, run.scheme.to_dict())
 
