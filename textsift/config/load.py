@@ -153,6 +153,8 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     tok = raw.get("tokenizer") if isinstance(raw.get("tokenizer"), dict) else {}
     if tok.get("name") is not None and tok["name"] not in TOKENIZERS:
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
+    if cfg is not None:
+        problems += _check_streaming(cfg)
     if check_files:
         problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
         problems += _check_model_files(model)
@@ -160,6 +162,29 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _check_streaming(cfg: Config) -> list[str]:
+    """What needs the whole training set in memory cannot run with ``data.streaming``."""
+    if not cfg.data.streaming:
+        return []
+    why = "needs the whole training set in memory; set data.streaming=false"
+    problems = []
+    if not cfg.data.dev:
+        problems.append("data.streaming: expected a data.dev file (a dev split cannot be held out of a stream); "
+                        "add data.dev or set data.streaming=false")
+    for key in ("class_weights", "pos_weight"):
+        if getattr(cfg.loss, key, None) == "balanced":
+            problems.append(f"loss.{key}: 'balanced' counts labels over the whole training set, which "
+                            f"data.streaming does not hold; give explicit weights or set data.streaming=false")
+    if cfg.train.kfold:
+        problems.append(f"train.kfold: K-fold {why}")
+    if cfg.distill is not None:
+        problems.append(f"distill: distillation {why}")
+    if cfg.model.name == "tfidf_linear":
+        problems.append(f"model.name: tfidf_linear is fitted in one pass over the whole corpus and {why} "
+                        "(or use a model trained by gradient steps, e.g. fasttext)")
+    return problems
 
 
 def _student_from_teacher(raw: dict) -> dict:

@@ -180,15 +180,21 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     from textsift.tricks import build_tricks
 
     device = resolve_device(cfg.train.device)
-    task, train, dev, test = splits if splits is not None else load_datasets(cfg)
-    scheme = LabelScheme.create(task, labels) if labels is not None else LabelScheme.from_examples(task, train)
+    streaming = cfg.data.streaming and splits is None
+    if streaming:  # the vocabulary, labels and task come from one pass over the file
+        task, train, dev, test, encoder = _streaming_datasets(cfg)
+        scheme = LabelScheme.create(task, train.labels)
+    else:
+        task, train, dev, test = splits if splits is not None else load_datasets(cfg)
+        scheme = LabelScheme.create(task, labels) if labels is not None else LabelScheme.from_examples(task, train)
     metric = default_metric(cfg, scheme.multi_label)
     known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
     if metric not in known:
         raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                             f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
-    encoder = build_encoder(cfg, vocab_texts if vocab_texts is not None else
-                            [ex.text for ex in train] + list(extra_texts))
+    if not streaming:
+        encoder = build_encoder(cfg, vocab_texts if vocab_texts is not None else
+                                [ex.text for ex in train] + list(extra_texts))
     params = _model_params(cfg)
     if model_factory is not None:
         model = model_factory(encoder, scheme, params)
@@ -197,7 +203,8 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     model.check_max_length(cfg.train.max_length)
     extra = {}
     if params.get("vectors"):
-        extra["vectors_coverage"] = _load_vectors(model, encoder, params, [ex.text for ex in train])
+        extra["vectors_coverage"] = _load_vectors(model, encoder, params, [] if streaming else
+                                                  [ex.text for ex in train])
     if params.get("freeze_embeddings") and hasattr(model, "embedding"):
         model.embedding.weight.requires_grad_(False)
     model.amp_dtype = resolve_precision(cfg.train.precision, model, device)
@@ -209,10 +216,17 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
              encoder.vocab_size, cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}",
              _precision_name(model.amp_dtype))
     max_len = cfg.train.max_length
-    train_ids = encoder.encode_batch([ex.text for ex in train] + list(extra_texts), max_len)
-    labelled = scheme.targets([ex.labels for ex in train])
-    # unlabelled extra texts get placeholder targets; only a distiller's soft targets train on them
-    train_targets = torch.cat([labelled, labelled.new_zeros((len(extra_texts),) + labelled.shape[1:])])
+    if streaming:  # encoded batch by batch while training; no label counts ('balanced' is rejected)
+        from textsift.engines.batching import StreamBatches
+
+        train_ids = StreamBatches(train, lambda texts: encoder.encode_batch(texts, max_len), scheme.targets,
+                                  cfg.train.batch_size)
+        labelled = train_targets = scheme.targets([])
+    else:
+        train_ids = encoder.encode_batch([ex.text for ex in train] + list(extra_texts), max_len)
+        labelled = scheme.targets([ex.labels for ex in train])
+        # unlabelled extra texts get placeholder targets; only a distiller's soft targets train on them
+        train_targets = torch.cat([labelled, labelled.new_zeros((len(extra_texts),) + labelled.shape[1:])])
     dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
     loss_fn = build_loss(cfg.loss.name or scheme.default_loss, cfg.loss.model_dump(exclude={"name"}),
                          scheme.num_labels, labelled)
@@ -223,6 +237,27 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
         on_best=lambda m: _save_weights(m, run_dir), tricks=build_tricks(cfg.train.tricks),
         tensorboard=cfg.report.tensorboard)
     return run
+
+
+def _streaming_datasets(cfg: Config):
+    """``data.streaming``: the training stream, scanned once for its vocabulary, labels and task, and the
+    dev/test files in memory. Returns ``(task, train, dev, test, encoder)``."""
+    from textsift.data import check_known_labels, read_examples
+    from textsift.data.streaming import StreamingExamples
+    from textsift.tokenizers import build_encoder
+
+    train = StreamingExamples(cfg.data.train, cfg.data, cfg.train.seed, task=cfg.task)
+    texts = train.scan()
+    encoder = build_encoder(cfg, texts)
+    for _ in texts:  # a pretrained tokenizer reads no texts: finish the pass for the labels and count
+        pass
+    dev = read_examples(cfg.data.dev, cfg.data, task=train.task)
+    check_known_labels(dev, train.labels, "dev", cfg.data.dev)
+    test = None
+    if cfg.data.test:
+        test = read_examples(cfg.data.test, cfg.data, task=train.task)
+        check_known_labels(test, train.labels, "test", cfg.data.test)
+    return train.task, train, dev, test, encoder
 
 
 def _fit(run: _Run, resume: bool) -> None:
@@ -307,7 +342,7 @@ def _load_vectors(model, encoder, params: dict, texts: list[str]) -> dict:
                             "transformer")
     counts = Counter(tok for text in texts for tok in encoder.tokenizer.tokenize(text))
     report = apply_vectors(embedding.weight, vocab, params["vectors"], params.get("vectors_format", "auto"),
-                           token_counts=counts)
+                           token_counts=counts or None)  # none when streaming
     log.info("vectors %s: %d of %d vocabulary tokens found (%.1f%%), %.1f%% of training tokens covered",
              params["vectors"], report["vocab_found"], report["vocab_size"], 100 * report["vocab_coverage"],
              100 * report.get("token_coverage", 0.0))

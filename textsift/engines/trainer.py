@@ -29,7 +29,7 @@ from torch import nn
 
 from textsift.config.schema import TrainConfig
 from textsift.engines import distributed
-from textsift.engines.batching import autocast, epoch_batches, pad_batch
+from textsift.engines.batching import StreamBatches, autocast, epoch_batches, pad_batch
 from textsift.engines.checkpoint import CheckpointDir
 from textsift.errors import TextsiftError
 from textsift.tricks.base import Trick
@@ -124,8 +124,8 @@ class Trainer:
     Args:
         model: a ``TextModel``.
         loss_fn: ``(logits, targets) -> scalar``; owned by the label scheme's loss.
-        train_ids: encoded training texts (lists of token ids).
-        train_targets: tensor of targets, one row per training text.
+        train_ids: encoded training texts (lists of token ids), or ``StreamBatches`` (``data.streaming``).
+        train_targets: tensor of targets, one row per training text (None when streaming).
         cfg: the ``train`` config section.
         evaluate: ``model -> dict`` of dev metrics (called in eval mode after every epoch).
         metric: the dev metric to select the best epoch on (``*loss`` metrics are minimised).
@@ -159,7 +159,8 @@ class Trainer:
         self.optimizers = build_optimizers(model, cfg)
         # fp16 autocast (CUDA only) needs loss scaling; bf16 has fp32's exponent range and does not.
         self.scaler = torch.amp.GradScaler("cuda") if getattr(model, "amp_dtype", None) == torch.float16 else None
-        self._lengths = [len(x) for x in train_ids]
+        self.stream = train_ids if isinstance(train_ids, StreamBatches) else None
+        self._lengths = None if self.stream else [len(x) for x in train_ids]
         self.bucket = cfg.bucket_by_length if cfg.bucket_by_length is not None else \
             bool(getattr(model, "pretrained_tokenizer", False))
         self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
@@ -221,15 +222,14 @@ class Trainer:
                               enabled=self.tensorboard and main)
         cfg = self.cfg
         while self.epoch < cfg.epochs and not self.finished:
-            batches = epoch_batches(self._lengths, cfg.batch_size, cfg.seed, self.epoch, self.bucket)
+            batches = self._epoch_batches()
             self.model.train()
             self.model.on_epoch_start(self.epoch)
             bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch, enabled=cfg.progress and main,
                            desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
             started, seen = time.perf_counter(), 0
             while self.batch_in_epoch < self.batches_per_epoch:
-                idx, weight = self._rank_share(batches[self.batch_in_epoch])
-                batch = self._batch(idx)
+                batch, weight = next(batches)
                 last = (self.batch_in_epoch + 1) % cfg.grad_accum_steps == 0 \
                     or self.batch_in_epoch + 1 == self.batches_per_epoch
                 # accumulation micro-batches never sync; the last one does, inside DDP's backward
@@ -276,10 +276,24 @@ class Trainer:
         mine = idx[part]
         return (mine, weight) if len(mine) else (idx[:1], 0.0)
 
+    def _epoch_batches(self):
+        """``(batch, loss weight)``: this rank's part of each remaining global batch of the epoch."""
+        if self.stream is not None:
+            for ids, targets in self.stream.epoch(self.epoch, skip=self.batch_in_epoch):
+                mine, weight = self._rank_share(np.arange(len(ids)))
+                yield self._tensors([ids[i] for i in mine], targets[torch.as_tensor(mine)]), weight
+            return
+        batches = epoch_batches(self._lengths, self.cfg.batch_size, self.cfg.seed, self.epoch, self.bucket)
+        for idx in batches[self.batch_in_epoch:]:
+            mine, weight = self._rank_share(idx)
+            yield self._batch(mine), weight
+
     def _batch(self, idx: np.ndarray) -> dict:
-        ids, mask = pad_batch([self.train_ids[i] for i in idx], self.pad_id, self.model.min_length())
-        return {"input_ids": ids.to(self.device), "mask": mask.to(self.device),
-                "targets": self.train_targets[torch.as_tensor(idx)].to(self.device)}
+        return self._tensors([self.train_ids[i] for i in idx], self.train_targets[torch.as_tensor(idx)])
+
+    def _tensors(self, ids: list, targets: torch.Tensor) -> dict:
+        ids, mask = pad_batch(ids, self.pad_id, self.model.min_length())
+        return {"input_ids": ids.to(self.device), "mask": mask.to(self.device), "targets": targets.to(self.device)}
 
     @property
     def lr(self) -> float:
