@@ -65,8 +65,12 @@ def init(device: str = "auto") -> bool:
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=60))
     if not is_main():  # other ranks keep quiet: warnings and errors only
         logging.getLogger("textsift").setLevel(logging.WARNING)
-    log.info("distributed training: %d processes, backend %s", world_size(), dist.get_backend())
     return True
+
+
+def describe() -> str:
+    """For the run's log: ``distributed training: N processes, backend B`` (empty for one process)."""
+    return f"distributed training: {world_size()} processes, backend {dist.get_backend()}" if enabled() else ""
 
 
 def shutdown() -> None:

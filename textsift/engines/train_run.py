@@ -131,6 +131,8 @@ def run_session(cfg: Config, run_dir, resume: bool):
     distributed.init(cfg.train.device)
     run_dir = Path(run_dir) if resume else main_only(create_run_dir, run_dir, default=Path(run_dir))
     handler = _attach_log(run_dir / "train.log")
+    if distributed.enabled():
+        log.info(distributed.describe())
     try:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)

@@ -170,6 +170,8 @@ class Trainer:
         self._dense = [p for p in model.parameters() if id(p) not in sparse_ids]
         for trick in self.tricks:
             trick.setup(model)
+            if self.ddp is not None:
+                trick.sync_grads = distributed.average_gradients
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
         # Progress through training; everything here goes into checkpoints.
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
