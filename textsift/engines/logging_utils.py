@@ -8,11 +8,12 @@ from pathlib import Path
 log = logging.getLogger("textsift")
 
 
-def progress(total: int, initial: int = 0, enabled: bool = True, desc: str = ""):
+def progress(total: int | None, initial: int = 0, enabled: bool = True, desc: str = "", unit: str = "it"):
+    """A tqdm bar on stderr (its rate shows ``unit``/s, e.g. texts/s)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, leave=False, dynamic_ncols=True,
-                file=sys.stderr)
+                file=sys.stderr, unit=unit, unit_scale=unit != "it")
 
 
 class _NullWriter:
