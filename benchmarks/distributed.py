@@ -72,7 +72,7 @@ def predict_row(run_dir: Path, texts: list[str], lines: int, work: Path) -> dict
     out = work / f"pred-{lines}.jsonl"
     cmd = [sys.executable, "-m", "textsift", "predict", str(run_dir), "--input", str(src), "--output", str(out),
            "--overwrite", "--top-k", "1"]
-    res = run_child(cmd, cwd=work, env=_env(2))
+    res = run_child(cmd, cwd=work, env=_env(1))  # one thread: steadier on a shared 2-core machine
     if res.returncode != 0:
         raise SystemExit(f"predict over {lines} lines failed:\n{res.stderr[-3000:]}")
     written = sum(1 for _ in open(out, encoding="utf-8"))

@@ -112,11 +112,15 @@ def all_reduce(value: float | torch.Tensor, op: str = "sum") -> float | torch.Te
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel | None:
     """``model`` in DistributedDataParallel (which broadcasts rank 0's weights and buffers to all ranks),
-    or None for one process."""
+    or None for one process.
+
+    ``find_unused_parameters``: some models leave parameters out of a forward pass (a pretrained
+    encoder's pooler, layers frozen for the first epochs by ``model.unfreeze_after``); DDP must not wait
+    for their gradients."""
     if not enabled():
         return None
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
 def average_gradients(params) -> None:
