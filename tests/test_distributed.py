@@ -104,7 +104,7 @@ def test_ddp_resume_with_a_multi_backward_trick(tmp_path, data):
     _assert_same_training(tmp_path / "one", tmp_path / "two")
 
 
-def test_kfold_under_ddp_equals_one_process(tmp_path, data):
+def test_kfold_and_distillation_under_ddp_equal_one_process(tmp_path, data):
     cfg = write_config(tmp_path / "c.yaml", data, model_name="fasttext", model={"dropout": 0.0},
                        train={"epochs": 1, "kfold": 2}, report={"plots": False, "tensorboard": False})
     _textsift(["train", "-c", str(cfg), "--run-dir", str(tmp_path / "one")], tmp_path)
@@ -115,6 +115,15 @@ def test_kfold_under_ddp_equals_one_process(tmp_path, data):
     for i in range(2):
         _assert_same_training(tmp_path / "one" / "folds" / f"fold-{i}", tmp_path / "two" / "folds" / f"fold-{i}")
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
+
+    # a fold model (a complete run directory) as the teacher of a fastText student
+    student = write_config(tmp_path / "d.yaml", data, model_name="fasttext", model={"dropout": 0.0},
+                           train={"epochs": 2, "lr": 0.05}, report={"plots": False, "tensorboard": False},
+                           distill={"teacher": str(tmp_path / "one" / "folds" / "fold-0"), "cache": False})
+    _textsift(["distill", "-c", str(student), "--run-dir", str(tmp_path / "d1")], tmp_path)
+    _textsift(["distill", "-c", str(student), "--run-dir", str(tmp_path / "d2")], tmp_path, nproc=2)
+    _assert_same_training(tmp_path / "d1", tmp_path / "d2")
+    assert _files(tmp_path / "d1") == _files(tmp_path / "d2")
 
 
 # ------------------------------------------------------------------------------------ streaming
