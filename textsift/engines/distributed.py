@@ -117,7 +117,7 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.Dist
     ``find_unused_parameters``: some models leave parameters out of a forward pass (a pretrained
     encoder's pooler, layers frozen for the first epochs by ``model.unfreeze_after``); DDP must not wait
     for their gradients."""
-    if not enabled():
+    if not enabled() or not any(p.requires_grad for p in model.parameters()):  # nothing to keep in step
         return None
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
