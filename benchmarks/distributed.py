@@ -40,10 +40,10 @@ def _env(threads: int) -> dict:
     return env
 
 
-def _config(data: Path, work: Path, limit, epochs: int, threads: int) -> Path:
+def _config(data: Path, work: Path, limit, epochs: int, threads: int, batch_size: int) -> Path:
     cfg = {"data": {"train": str(data / "train.jsonl"), "dev": str(data / "dev.jsonl"), "limit": limit},
            "tokenizer": {"name": "char"}, "model": {"name": "textcnn", "embedding_dim": 64, "num_filters": 64},
-           "train": {"epochs": epochs, "batch_size": 64, "max_length": 32, "threads": threads, "progress": False,
+           "train": {"epochs": epochs, "batch_size": batch_size, "max_length": 32, "threads": threads, "progress": False,
                      "early_stopping": {"patience": None}},
            "report": {"plots": False, "tensorboard": False}}
     path = work / f"train-{threads}t.yaml"
@@ -87,6 +87,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=default_data_dir() / "thucnews_title")
     ap.add_argument("--limit", type=int, default=FULL_LIMIT, help="training titles used (default: all 180k)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=64, help="the global train.batch_size (every run)")
     ap.add_argument("--lines", type=int, nargs=2, default=list(FULL_LINES), metavar=("SMALL", "LARGE"),
                     help="predict input sizes (default 100000 1000000)")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
@@ -101,7 +102,7 @@ def main() -> int:
                 ("1 process x 2 threads", 2, [python, "-m", "textsift"]),
                 ("torchrun 2 processes x 1 thread", 1,
                  [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "textsift"])):
-            cfg = _config(args.data, work, args.limit, args.epochs, threads)
+            cfg = _config(args.data, work, args.limit, args.epochs, threads, args.batch_size)
             rows.append(train_row(name, launcher + ["train", "-c", str(cfg)], work / name.replace(" ", "_"), threads))
         base = rows[0]["ex_s"]
         texts = [json.loads(line)["text"] for line in open(args.data / "test.jsonl", encoding="utf-8")]
@@ -109,7 +110,7 @@ def main() -> int:
     lines = [f"# Distributed training and large-input prediction{' (REDUCED run)' if reduced else ''}", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, load average "
              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; TextCNN on THUCNews titles, "
-             f"{rows[0]['examples']} training examples ({args.epochs} epoch(s), batch 64)", "",
+             f"{rows[0]['examples']} training examples ({args.epochs} epoch(s), global batch {args.batch_size})", "",
              "| training | examples/s | vs 1x1 | dev accuracy | wall s |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['ex_s']:.0f} | {r['ex_s'] / base:.2f}x | {r['dev']:.4f} | {r['wall']:.1f} |")
