@@ -164,10 +164,11 @@ def order(cfg: PipelineConfig) -> list[str]:
     """Stage names, each after the stage it builds on (the teacher first), otherwise in config order."""
     out = [TEACHER]
     pending = [c.name for c in cfg.candidates if c.kind != "teacher"]
-    while pending:
-        ready = [n for n in pending if cfg.stage(n).from_ in out]
-        out += ready
-        pending = [n for n in pending if n not in ready]
+    while pending:  # graph_problems has ruled out cycles and unknown names, so every pass adds one
+        for name in list(pending):
+            if cfg.stage(name).from_ in out:
+                out.append(name)
+                pending.remove(name)
     return out
 
 
