@@ -193,3 +193,19 @@ def test_every_pipeline_preset_validates(monkeypatch, tmp_path):
         cfg = PipelineConfig(**_expand(read_yaml(PIPELINE_PRESET_DIR / f"{name}.yaml")))
         assert graph_problems(cfg) == []
         assert [p for p in stage_config_problems(cfg) if "not found" not in p and "folder" not in p] == []
+
+
+def test_readme_pipeline_example_validates():
+    """The README's example pipeline config parses and its stage configs are valid."""
+    import re
+
+    from textsift.config.load import _expand
+    from textsift.config.pipeline import PipelineConfig, graph_problems, order, stage_config_problems
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(# my_pipeline\.yaml.*?)```", readme, re.S).group(1)
+    cfg = PipelineConfig(**_expand(yaml.safe_load(block)))
+    assert graph_problems(cfg) == []
+    assert [p for p in stage_config_problems(cfg) if "not found" not in p and "folder" not in p] == []
+    assert order(cfg) == ["teacher", "teacher_int8", "l2", "l2_int8", "half", "half_onnx"]

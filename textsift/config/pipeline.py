@@ -57,7 +57,7 @@ class Candidate(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Stage name (letters, digits, `_.-`): "
                       "its run directory is `DIR/stages/NAME`.")
     kind: Literal["teacher", "distill", "prune", "quantize", "export"] = Field(
-        ..., description="teacher (the teacher itself, measured) | distill | prune | quantize | export.")
+        ..., description="teacher (the teacher itself, measured), distill, prune, quantize or export.")
     from_: str = Field(TEACHER, alias="from", description="The stage this one builds on (`teacher` or another "
                        "candidate's name). distill: its teacher; prune, quantize, export: the run to compress.")
     measure: bool = Field(True, description="Measure this candidate and put it on the frontier (false: an "
