@@ -185,14 +185,9 @@ def candidate_lines(text: str) -> dict[int, int]:
 
 
 def resolve_pipeline_path(name: str) -> Path:
-    path = Path(name)
-    if path.is_file():
-        return path
-    if path.suffix == "" and (PIPELINE_PRESET_DIR / f"{name}.yaml").is_file():
-        return PIPELINE_PRESET_DIR / f"{name}.yaml"
-    presets = pipeline_presets()
-    raise TextsiftError(f"pipeline config '{name}' not found: expected a YAML file or a pipeline preset name"
-                        f"{did_you_mean(name, presets) or '.'} Pipeline presets: {', '.join(presets)}")
+    from textsift.config.load import resolve_config_path
+
+    return resolve_config_path(name, PIPELINE_PRESET_DIR, "pipeline preset")
 
 
 def pipeline_presets() -> list[str]:

@@ -294,8 +294,8 @@ def measure_candidates(run: PipelineRun, on_candidate=None) -> list[dict]:
         try:
             rows.append(_measure_one(run, c, stage, state))
         except Exception as e:  # noqa: BLE001 - a candidate that cannot be loaded is reported, not fatal
-            _fail(run, c.name, c.kind, e, 0.0, i, len(wanted))
-            run.outcomes[c.name].reason = f"measuring failed: {run.outcomes[c.name].reason}"
+            failed = run.outcomes[c.name] = _fail(run, c.name, c.kind, e, 0.0, i, len(wanted))
+            failed.reason = f"measuring failed: {failed.reason}"
     write_state(run.run_dir, state)
     return rows
 
