@@ -120,6 +120,20 @@ def test_failing_stage_skips_only_its_dependents(tiny, tmp_path, capsys):
     assert "pruned: failed" in capsys.readouterr().out
 
 
+def test_existing_teacher_run_is_used_in_place(tiny, tmp_path):
+    root, files = tiny
+    teacher = root / "run" / "stages" / "teacher"
+    cfg = {**_config(files), "teacher": {"run": str(teacher)},
+           "candidates": [{"name": "teacher", "kind": "teacher"}, {"name": "onnx", "kind": "export"}]}
+    assert _run(_write(tmp_path / "p.yaml", cfg), tmp_path / "run", "--min-accuracy", "0.5") == 0
+    report = json.loads((tmp_path / "run" / "frontier.json").read_text())
+    assert report["stages"]["teacher"]["dir"] == str(teacher) and not (tmp_path / "run" / "stages" / "teacher").exists()
+    assert {r["name"]: r["backend"] for r in report["candidates"]} == {"teacher": "torch", "onnx": "onnx"}
+    scores = {r["name"]: r["score"] for r in report["candidates"]}
+    assert scores["onnx"] == scores["teacher"]  # the same model on another runtime
+    assert report["recommendation"]["choice"] in scores
+
+
 POINTS = [  # name, score, p50, size
     ("a", 0.90, 1.0, 10), ("b", 0.90, 1.0, 10),    # identical: neither dominates the other
     ("c", 0.85, 0.5, 5),                             # faster and smaller: on the frontier
