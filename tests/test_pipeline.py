@@ -101,6 +101,21 @@ def test_changed_stage_is_superseded_and_its_dependents_redone(tiny, tmp_path):
     assert len(json.loads((run / "stages" / "student" / "history.json").read_text())) == 3
 
 
+def test_interrupted_training_stage_resumes_from_its_checkpoint(tiny, tmp_path, caplog):
+    root, _ = tiny
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    assert (run / "stages" / "student" / "checkpoints" / "latest").is_file()
+    state = json.loads((run / "pipeline_state.json").read_text())
+    state["stages"]["student"]["status"] = "running"  # as a kill during its training leaves it
+    (run / "pipeline_state.json").write_text(json.dumps(state))
+    with caplog.at_level("INFO", logger="textsift"):
+        assert _run(str(root / "p.yaml"), run) == 0
+    assert "stage 2/4 student (distill from teacher): resuming from its last checkpoint" in caplog.text
+    assert not (run / "superseded").exists()  # continued in place, not redone
+    assert json.loads((run / "pipeline_state.json").read_text())["stages"]["student"]["status"] == "finished"
+
+
 def test_failing_stage_skips_only_its_dependents(tiny, tmp_path, capsys):
     root, files = tiny
     run = tmp_path / "run"

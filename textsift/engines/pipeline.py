@@ -98,18 +98,20 @@ def _settings(cfg: PipelineConfig, c: Candidate) -> dict:
 
 
 # ---------------------------------------------------------------- building one stage
-def _build(cfg: PipelineConfig, name: str, stage_dir: Path, parent_dir: Optional[Path]) -> None:
-    """Build stage ``name`` into ``stage_dir`` with the existing engines (Python calls)."""
+def _build(cfg: PipelineConfig, name: str, stage_dir: Path, parent_dir: Optional[Path], resume: bool = False) -> None:
+    """Build stage ``name`` into ``stage_dir`` with the existing engines (Python calls); ``resume``
+    continues an interrupted training or distillation from its last checkpoint."""
     from textsift.engines.train_run import train_run
 
     if name == TEACHER:
-        train_run(teacher_config(cfg), stage_dir)
+        train_run(teacher_config(cfg), stage_dir, resume=resume)
         return
     c = cfg.stage(name)
     if c.kind == "distill":
         from textsift.config.load import validate
 
-        train_run(validate(student_raw(cfg, c, str(parent_dir)), source=f"candidate {name}"), stage_dir)
+        train_run(validate(student_raw(cfg, c, str(parent_dir)), source=f"candidate {name}"), stage_dir,
+                  resume=resume)
     elif c.kind == "prune":
         from textsift.engines.prune import prune_run
 
@@ -152,7 +154,7 @@ def run_pipeline(cfg: PipelineConfig, run_dir, on_stage=None) -> PipelineRun:
         try:
             settings = _teacher_settings(cfg) if name == TEACHER else _settings(cfg, cfg.stage(name))
         except Exception as e:  # noqa: BLE001 - a bad stage config fails the stage, not the pipeline
-            _fail(run, name, kind, e, 0.0, k, len(names))
+            run.outcomes[name] = _fail(run, name, kind, e, 0.0, k, len(names))
             continue
         run.fingerprints[name] = fingerprint(settings, run.fingerprints.get(parent))
         before = state["stages"].get(name, {})
@@ -170,6 +172,8 @@ def run_pipeline(cfg: PipelineConfig, run_dir, on_stage=None) -> PipelineRun:
 
 def _run_stage(run: PipelineRun, name: str, kind: str, parent: Optional[str], state: dict, k: int,
                n: int) -> StageOutcome:
+    from textsift.engines.logging_utils import keep_root_handlers
+
     stage_dir = stage_dir_of(run, name)
     if name == TEACHER and run.cfg.teacher.run is not None:
         from textsift.rundir import check_run_dir
@@ -185,18 +189,23 @@ def _run_stage(run: PipelineRun, name: str, kind: str, parent: Optional[str], st
             and stage_dir.is_dir():
         log.info("stage %d/%d %s (%s): finished earlier with the same settings, reused", k, n, name, kind)
         return StageOutcome(name, kind, "reused", stage_dir)
-    if stage_dir.exists():
+    # an interrupted training/distillation with the same settings continues from its last checkpoint
+    resume = (before.get("status") == "running" and before.get("fingerprint") == run.fingerprints[name]
+              and kind in ("teacher", "distill") and (stage_dir / "checkpoints" / "latest").is_file())
+    if stage_dir.exists() and not resume:
         moved = supersede(run.run_dir, stage_dir)
         why = "its settings changed" if before.get("status") == "finished" else "it did not finish"
         log.info("stage %d/%d %s: %s; the old directory is kept in %s", k, n, name, why, moved)
-    log.info("stage %d/%d %s (%s%s): building", k, n, name, kind, f" from {parent}" if parent else "")
+    log.info("stage %d/%d %s (%s%s): %s", k, n, name, kind, f" from {parent}" if parent else "",
+             "resuming from its last checkpoint" if resume else "building")
+    state["stages"][name] = {"kind": kind, "fingerprint": run.fingerprints[name], "status": "running",
+                             "dir": str(stage_dir), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_state(run.run_dir, state)  # a kill from here on leaves "running": the next run resumes or redoes it
     started = time.perf_counter()
-    from textsift.engines.logging_utils import keep_root_handlers
-
     handler = _attach_stage_log(run.run_dir / LOGS / f"{name}.log")
     try:
         with keep_root_handlers():
-            _build(run.cfg, name, stage_dir, stage_dir_of(run, parent) if parent else None)
+            _build(run.cfg, name, stage_dir, stage_dir_of(run, parent) if parent else None, resume)
     except Exception as e:  # noqa: BLE001 - one failing stage must not stop the independent ones
         _detach(handler)
         return _fail(run, name, kind, e, time.perf_counter() - started, k, n)
