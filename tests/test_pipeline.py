@@ -209,6 +209,14 @@ def test_bad_pipeline_configs_are_reported(tmp_path, tiny_data, candidates, mess
         load_pipeline_config(_write(tmp_path / "bad.yaml", cfg))
 
 
+def test_a_directory_that_is_not_a_pipeline_is_refused(tiny, tmp_path, capsys):
+    root, _ = tiny
+    (tmp_path / "notes.txt").write_text("mine")
+    assert _run(str(root / "p.yaml"), tmp_path) == 2
+    assert "is not a pipeline directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
+
+
 def test_every_pipeline_preset_validates(monkeypatch, tmp_path):
     """Shipped pipeline presets parse, and their stage configs validate (paths are not checked here)."""
     from textsift.config.load import _expand, read_yaml

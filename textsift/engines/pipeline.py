@@ -346,6 +346,9 @@ def pipeline(cfg: PipelineConfig, run_dir, max_latency_ms: Optional[float] = Non
 
     recommend([], max_latency_ms, min_accuracy)  # a bad budget is refused before hours of training
     run_dir = Path(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / STATE).is_file():
+        raise TextsiftError(f"--run-dir {run_dir}: exists and is not a pipeline directory (no {STATE}); "
+                            "choose a new directory, or the one of an earlier `textsift pipeline` to resume it")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True),
                                                            sort_keys=False, allow_unicode=True))
