@@ -149,6 +149,17 @@ def test_existing_teacher_run_is_used_in_place(tiny, tmp_path):
     assert report["recommendation"]["choice"] in scores
 
 
+def test_fingerprint_ignores_progress_bars_only():
+    from textsift.engines.pipeline import fingerprint
+
+    base = {"kind": "distill", "config": {"train": {"epochs": 2, "progress": True}}}
+    quiet = {"kind": "distill", "config": {"train": {"epochs": 2, "progress": False}}}
+    longer = {"kind": "distill", "config": {"train": {"epochs": 3, "progress": True}}}
+    assert fingerprint(base, "p") == fingerprint(quiet, "p") != fingerprint(longer, "p")
+    assert fingerprint(base, "p") != fingerprint(base, "q")  # a rebuilt parent changes every child
+    assert fingerprint({"train": {"train": {"progress": True}}}, None) == fingerprint({"train": {"train": {}}}, None)
+
+
 POINTS = [  # name, score, p50, size
     ("a", 0.90, 1.0, 10), ("b", 0.90, 1.0, 10),    # identical: neither dominates the other
     ("c", 0.85, 0.5, 5),                             # faster and smaller: on the frontier

@@ -75,6 +75,12 @@ def student_raw(cfg: PipelineConfig, c: Candidate, teacher_dir: str) -> dict:
 
 
 def fingerprint(settings: dict, parent: Optional[str]) -> str:
+    """A stage's identity: its settings and the identity of the stage it builds on. Progress bars do not
+    change a model, so ``train.progress`` is left out (turning them off must not retrain a teacher)."""
+    settings = copy.deepcopy(settings)
+    for config in (settings.get("train"), settings.get("config")):
+        if isinstance(config, dict) and isinstance(config.get("train"), dict):
+            config["train"].pop("progress", None)
     blob = json.dumps({"settings": settings, "parent": parent}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
