@@ -228,6 +228,28 @@ def test_a_directory_that_is_not_a_pipeline_is_refused(tiny, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
 
 
+def test_teacher_run_must_be_a_finished_run(tmp_path, tiny_data):
+    from textsift.config.pipeline import load_pipeline_config
+    from textsift.errors import ConfigError
+
+    cfg = {**_config(tiny_data), "teacher": {"run": str(tmp_path / "nowhere")}}
+    with pytest.raises(ConfigError, match="teacher.run: .*run directory not found"):
+        load_pipeline_config(_write(tmp_path / "bad.yaml", cfg))
+
+
+def test_frontier_files_when_nothing_was_measured(tmp_path):
+    from textsift.engines.frontier import recommend
+    from textsift.reporting.frontier import frontier_report, summary, write_frontier
+
+    stages = {"teacher": {"kind": "teacher", "status": "failed", "reason": "OSError: disk full"},
+              "student": {"kind": "distill", "status": "skipped", "reason": "needs 'teacher', which failed"}}
+    report = frontier_report([], stages, None, recommend([], max_latency_ms=1))
+    write_frontier(report, tmp_path)
+    assert (tmp_path / "frontier.png").is_file() and json.loads((tmp_path / "frontier.json").read_text())["candidates"] == []
+    text = summary(report, tmp_path)
+    assert "teacher: failed: OSError: disk full" in text and "no candidate was measured" in text
+
+
 def test_every_pipeline_preset_validates(monkeypatch, tmp_path):
     """Shipped pipeline presets parse, and their stage configs validate (paths are not checked here)."""
     from textsift.config.load import _expand, read_yaml

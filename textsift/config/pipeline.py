@@ -249,6 +249,13 @@ def stage_config_problems(cfg: PipelineConfig, lines: dict[int, int] | None = No
     from textsift.engines.pipeline import student_raw, teacher_config
 
     problems, lines = [], lines or {}
+    if cfg.teacher.run is not None:
+        from textsift.rundir import check_run_dir
+
+        try:
+            check_run_dir(cfg.teacher.run)
+        except TextsiftError as e:
+            problems.append(f"teacher.run: {e}")
     if cfg.teacher.config is not None:
         try:
             teacher_config(cfg)
