@@ -69,12 +69,15 @@ def fit_temperature(logits, y_true) -> float:
     from scipy.optimize import minimize_scalar
 
     logits, y_true = _check(logits, y_true)
+    if (logits.argmax(axis=1) == y_true).all():
+        log.warning("calibration: every dev text is predicted correctly, so the dev NLL falls without limit "
+                    "as T -> 0 and fits no temperature; keeping T = 1")
+        return 1.0
     result = minimize_scalar(lambda log_t: nll(logits, y_true, float(np.exp(log_t))), bounds=LOG_T_BOUNDS,
                              method="bounded", options={"xatol": 1e-5})
     if min(abs(result.x - edge) for edge in LOG_T_BOUNDS) < 1e-2:
-        log.warning("calibration: the dev NLL has no minimum for T in [%.3g, %.3g] (%s); keeping T = 1",
-                    *np.exp(LOG_T_BOUNDS), "every dev text is predicted correctly, so it falls as T -> 0"
-                    if result.x < 0 else "it falls as T grows")
+        log.warning("calibration: the dev NLL has no minimum for T in [%.3g, %.3g]; keeping T = 1",
+                    *np.exp(LOG_T_BOUNDS))
         return 1.0
     temperature = float(np.exp(result.x))
     # guard the (tiny-data) case where the search stops above the value at T = 1
