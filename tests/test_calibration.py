@@ -200,3 +200,22 @@ def test_explicit_temperature_for_multi_label_is_a_config_error(tiny_multi, tmp_
     cfg = write_config(tmp_path / "c.yaml", tiny_multi, calibration={"bins": 1})
     with pytest.raises(TextsiftError, match="calibration.bins"):
         load_config(str(cfg))
+
+
+def test_kfold_ensemble_is_calibrated_on_dev_averaged_logits(tmp_path):
+    from textsift.api import TextClassifier
+    from textsift.config.load import load_config
+    from textsift.engines.train_run import train_run
+
+    data = {split: str(write_jsonl(tmp_path / f"{split}.jsonl", _noisy(n, seed)))
+            for split, n, seed in (("train", 150, 1), ("dev", 60, 2))}
+    cfg = write_config(tmp_path / "k.yaml", data, train={"epochs": 2, "kfold": 2, "lr": 0.05})
+    metrics = train_run(load_config(str(cfg)), tmp_path / "run")
+    run = tmp_path / "run"
+    t = json.loads((run / "calibration.json").read_text())["temperature"]
+    assert metrics["temperature"] == t != 1.0 and "ece_uncalibrated" in metrics["dev"]
+    assert (run / "folds" / "fold-0" / "calibration.json").is_file()  # each fold on its held-out part
+    clf = TextClassifier.load(run)
+    assert clf.bundle.scheme.temperature == t
+    expected = torch.softmax(torch.from_numpy(clf.bundle.model.logits(PROBE, 8)) / t, -1).numpy()
+    np.testing.assert_allclose(clf.scores(PROBE)[0], expected, atol=1e-6)
