@@ -219,3 +219,11 @@ def test_kfold_ensemble_is_calibrated_on_dev_averaged_logits(tmp_path):
     assert clf.bundle.scheme.temperature == t
     expected = torch.softmax(torch.from_numpy(clf.bundle.model.logits(PROBE, 8)) / t, -1).numpy()
     np.testing.assert_allclose(clf.scores(PROBE)[0], expected, atol=1e-6)
+
+
+def test_dynamic_quantization_keeps_the_temperature(run, tmp_path):
+    from textsift.engines.quantize import quantize_run
+    from textsift.rundir import load_bundle
+
+    quantize_run(run, tmp_path / "int8", method="dynamic")
+    assert load_bundle(tmp_path / "int8").scheme.temperature == load_bundle(run).scheme.temperature != 1.0
