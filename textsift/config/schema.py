@@ -229,12 +229,6 @@ class Config(Section):
     distill: Optional[DistillConfig] = Field(None, description="Knowledge distillation from teacher runs "
                                              "(`textsift distill`); see Distillation.")
 
-    @model_validator(mode="after")
-    def _check_calibration(self):
-        if self.task not in (None, "single_label") and self.calibration.method == "temperature":
-            raise ValueError(calibration_task_error(self.task))
-        return self
-
     @field_validator("task", mode="before")
     @classmethod
     def _task_alias(cls, v):
@@ -242,8 +236,8 @@ class Config(Section):
 
 
 def calibration_task_error(task: str) -> str:
-    """Why ``calibration.method: temperature`` is refused for ``task`` (schema check and, for an inferred
-    task, the train recipe's check)."""
+    """Why ``calibration.method: temperature`` is refused for ``task`` (config validation and, for a task
+    inferred from the data, the train recipe's check)."""
     return (f"calibration.method: temperature scaling applies to single_label models (softmax over one label), "
             f"but the task is {task} (per-label sigmoids with thresholds tuned on dev); remove "
             "calibration.method or set it to none")
