@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress assets browser clean
+.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-pipeline assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,12 @@ bench-distill: assets
 bench-compress: assets
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/compress.py
+
+# The sst2_sentence_pipeline preset end to end (MiniLM-L6 teacher, distilled/pruned/int8 candidates) and its
+# frontier; resumable (benchmarks/.cache/pipeline/full). `benchmarks/pipeline.py --quick` is a smoke run.
+bench-pipeline: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/pipeline.py
 
 # Debian's Chromium and ChromeDriver, for the test that drives the service's page in a real browser
 # (without them that test skips, unless TEXTSIFT_REQUIRE_BROWSER=1, as in CI).

@@ -26,17 +26,17 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def resolve_config_path(path_or_preset: str) -> Path:
-    """A config file path, or the name of a shipped preset (``thucnews_title``)."""
+def resolve_config_path(path_or_preset: str, preset_dir: Path = PRESET_DIR, what: str = "preset") -> Path:
+    """A config file path, or the name of a shipped preset (``thucnews_title``) in ``preset_dir``."""
     path = Path(path_or_preset)
     if path.is_file():
         return path
-    if path.suffix == "" and (PRESET_DIR / f"{path_or_preset}.yaml").is_file():
-        return PRESET_DIR / f"{path_or_preset}.yaml"
-    presets = preset_names()
+    if path.suffix == "" and (preset_dir / f"{path_or_preset}.yaml").is_file():
+        return preset_dir / f"{path_or_preset}.yaml"
+    presets = sorted(p.stem for p in preset_dir.glob("*.yaml"))
     raise TextsiftError(
-        f"config '{path_or_preset}' not found: expected a YAML file or a preset name"
-        f"{did_you_mean(path_or_preset, presets) or '.'} Presets: {', '.join(presets)}")
+        f"config '{path_or_preset}' not found: expected a YAML file or a {what} name"
+        f"{did_you_mean(path_or_preset, presets) or '.'} {what.capitalize()}s: {', '.join(presets)}")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
