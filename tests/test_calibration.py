@@ -227,3 +227,20 @@ def test_dynamic_quantization_keeps_the_temperature(run, tmp_path):
 
     quantize_run(run, tmp_path / "int8", method="dynamic")
     assert load_bundle(tmp_path / "int8").scheme.temperature == load_bundle(run).scheme.temperature != 1.0
+
+
+def test_http_service_serves_the_calibrated_probabilities(run):
+    from test_serve import Server, http
+    from textsift.api import TextClassifier
+
+    t = json.loads((run / "calibration.json").read_text())["temperature"]
+    bundle = TextClassifier.load(run).bundle
+    expected = torch.softmax(torch.from_numpy(_raw_logits(bundle, PROBE)) / t, -1).numpy()
+    server = Server(run, "--threads", "1")
+    try:
+        status, body = http(server.port, "/predict", {"texts": PROBE, "probabilities": True})
+    finally:
+        assert server.stop()
+    assert status == 200
+    got = np.array([[p["probabilities"][label] for label in bundle.scheme.labels] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-5)  # the service rounds to 6 decimals
