@@ -5,11 +5,13 @@ Layout::
     config.yaml          resolved config (every default filled in)
     run.json             status (running / finished), versions, timings
     labels.json          task, label order, decision thresholds
+    calibration.json     single-label: the softmax temperature fitted on dev, ECE before/after
     tokenizer.json       tokenizer settings + vocabulary (or, for `hf` models, truncation settings)
     hf/                  `hf` models only: the Hugging Face tokenizer files and the encoder's config.json
     model.json           model name, parameters, sizes
     model.safetensors    best weights (safetensors only, never pickle)
     metrics.json         {"dev": {...}, "test": {...}}
+    reliability_{split}.png   calibration before vs after (single-label)
     history.json         one row per epoch;  curves.png
     reports/             {split}_report.txt/json, _confusion.png/json, _badcases.csv/jsonl
     train.log  tensorboard/  checkpoints/  README.md (model card)
@@ -110,7 +112,7 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
     from safetensors.torch import load_file
 
     from textsift.config.schema import Config
-    from textsift.data.labels import LabelScheme
+    from textsift.engines.calibration import load_scheme
     from textsift.precision import resolve_precision
     from textsift.models import build_model
     from textsift.tokenizers import load_encoder
@@ -119,7 +121,7 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
     if is_ensemble(run_dir):
         return _load_ensemble(run_dir, device)
     config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
-    scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
+    scheme = load_scheme(run_dir)
     encoder = load_encoder(run_dir / TOKENIZER)
     meta = read_json(run_dir / MODEL_JSON)
     params = dict(meta["params"])
@@ -151,7 +153,7 @@ def _load_export(folder: Path | str, backend: str, threads: int, spinning: bool 
     import yaml
 
     from textsift.config.schema import Config
-    from textsift.data.labels import LabelScheme
+    from textsift.engines.calibration import load_scheme
     from textsift.engines.onnx_backend import BACKENDS, OnnxModel, find_export
     from textsift.tokenizers import load_encoder
 
@@ -161,7 +163,7 @@ def _load_export(folder: Path | str, backend: str, threads: int, spinning: bool 
     config = Config(**yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8")))
     model = OnnxModel(folder, read_json(folder / "export.json"), int8=backend == "onnx-int8", threads=threads,
                       spinning=spinning)
-    return Bundle(folder, config, LabelScheme.from_dict(read_json(folder / LABELS)), load_encoder(folder / TOKENIZER),
+    return Bundle(folder, config, load_scheme(folder), load_encoder(folder / TOKENIZER),
                   model, config.train.max_length)
 
 
@@ -170,12 +172,12 @@ def _load_ensemble(run_dir: Path, device: str) -> Bundle:
     import yaml
 
     from textsift.config.schema import Config
-    from textsift.data.labels import LabelScheme
+    from textsift.engines.calibration import load_scheme
     from textsift.engines.kfold import EnsembleModel
 
     meta = read_json(run_dir / MODEL_JSON)
     members = [load_bundle(run_dir / m, device) for m in meta["members"]]
-    scheme = LabelScheme.from_dict(read_json(run_dir / LABELS))
+    scheme = load_scheme(run_dir)
     if any(m.scheme.labels != scheme.labels for m in members):
         raise TextsiftError(f"{run_dir}: the fold runs do not share the ensemble's label order; the run directory "
                             "was modified by hand")

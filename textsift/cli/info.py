@@ -35,7 +35,10 @@ def run(args) -> int:
     for split in ("dev", "test"):
         m = (info["metrics"] or {}).get(split)
         if m:
-            print(f"{split}: " + ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "macro_f1", "micro_f1") if k in m))
+            print(f"{split}: " + ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "macro_f1", "micro_f1", "ece")
+                                           if k in m))
+    if info["temperature"] is not None:
+        print(f"calibration: softmax temperature {info['temperature']:.4f} (calibration.json)")
     return 0
 
 
@@ -55,6 +58,7 @@ def describe(b) -> dict:
     params = list(b.model.parameters())
     return {"model": type(b.model).__name__, "task": b.scheme.task, "labels": b.scheme.labels,
             "vocab_size": b.encoder.vocab_size, "modules": modules,
+            "temperature": None if b.scheme.multi_label else b.scheme.temperature,
             "parameters": sum(p.numel() for p in params),
             "trainable": sum(p.numel() for p in params if p.requires_grad),
             "weights_bytes": sum(f.stat().st_size for f in b.run_dir.rglob(MODEL_FILE)),  # K-fold: every fold

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from textsift.config.schema import Config
+from textsift.config.schema import Config, calibration_task_error
 from textsift.errors import ConfigError, TextsiftError
 from textsift.registry import LOSSES, MODELS, TOKENIZERS, TRICKS, did_you_mean
 
@@ -155,6 +155,8 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
     if cfg is not None:
         problems += _check_streaming(cfg)
+    if cfg is not None and cfg.task not in (None, "single_label") and cfg.calibration.method == "temperature":
+        problems.append(calibration_task_error(cfg.task))
     if check_files:
         problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
         problems += _check_model_files(model)

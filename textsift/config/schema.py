@@ -1,6 +1,7 @@
 """The config schema: plain data, validated before anything is built.
 
-Sections: ``task``, ``data``, ``tokenizer``, ``model``, ``loss``, ``train``, ``report``, ``distill``. Only
+Sections: ``task``, ``data``, ``tokenizer``, ``model``, ``loss``, ``train``, ``calibration``, ``report``,
+``distill``. Only
 ``data.train`` and ``model.name`` are required; everything else has a default. Model and loss
 hyperparameters are validated against the parameter class their registry entry declares.
 """
@@ -112,6 +113,19 @@ class TrainConfig(Section):
     progress: bool = Field(True, description="Show progress bars.")
 
 
+class CalibrationConfig(Section):
+    """Probability calibration fitted on dev after training (single-label models)."""
+
+    method: Optional[Literal["temperature", "none"]] = Field(
+        None, description="temperature = temperature scaling (Guo et al. 2017): one scalar T > 0 divides the "
+                          "logits before the softmax, fitted on dev by minimising NLL; the predicted label never "
+                          "changes, only the probabilities. none = off. Default (null): temperature for "
+                          "single_label, skipped for multi_label/hierarchical (sigmoid outputs with tuned "
+                          "thresholds), where setting it explicitly is an error.")
+    bins: int = Field(15, ge=2, le=100, description="Equal-width confidence bins of the expected calibration error "
+                                                    "(ECE) and the reliability diagram.")
+
+
 class ReportConfig(Section):
     bad_cases: int = Field(500, ge=0, description="Misclassified examples kept in the bad-case file.")
     plots: bool = Field(True, description="Write training-curve and confusion-matrix PNGs.")
@@ -214,6 +228,7 @@ class Config(Section):
     model: ModelConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     distill: Optional[DistillConfig] = Field(None, description="Knowledge distillation from teacher runs "
                                              "(`textsift distill`); see Distillation.")
@@ -222,3 +237,11 @@ class Config(Section):
     @classmethod
     def _task_alias(cls, v):
         return {"single": "single_label", "multi": "multi_label", "multilabel": "multi_label"}.get(v, v)
+
+
+def calibration_task_error(task: str) -> str:
+    """Why ``calibration.method: temperature`` is refused for ``task`` (config validation and, for a task
+    inferred from the data, the train recipe's check)."""
+    return (f"calibration.method: temperature scaling applies to single_label models (softmax over one label), "
+            f"but the task is {task} (per-label sigmoids with thresholds tuned on dev); remove "
+            "calibration.method or set it to none")

@@ -2,7 +2,7 @@
 
 The scheme (not the model) owns the loss choice and the decoding: single-label uses softmax + argmax,
 multi-label (and, for now, hierarchical, as a flat multi-label problem over label paths) uses sigmoid +
-per-label thresholds tuned on dev.
+per-label thresholds tuned on dev. A single-label scheme's softmax can carry a calibration temperature.
 """
 from __future__ import annotations
 
@@ -67,11 +67,15 @@ class LabelScheme:
 
 
 class SingleLabelScheme(LabelScheme):
+    # Temperature scaling (calibration.json, fitted on dev after training): logits / T before the softmax.
+    # T > 0 rescales every logit of a row alike, so the argmax (the decision) never changes.
+    temperature = 1.0
+
     def targets(self, label_lists):
         return torch.tensor([self.index[labels[0]] for labels in label_lists], dtype=torch.long)  # (batch,)
 
     def probabilities(self, logits):
-        return torch.softmax(logits.float(), dim=-1)
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
 
     def decide(self, probs):
         return probs.argmax(axis=-1)

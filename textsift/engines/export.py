@@ -2,7 +2,8 @@
 each checked against PyTorch before it is published.
 
 An export directory is self-contained: besides the model file it holds the run's ``labels.json``
-(label order and decision thresholds), ``tokenizer.json`` (+ ``hf/`` for pretrained encoders),
+(label order and decision thresholds), ``calibration.json`` when the run has one (softmax temperature),
+``tokenizer.json`` (+ ``hf/`` for pretrained encoders),
 ``config.yaml`` and ``model.json``, and an ``export.json`` manifest with the input/output names, the
 axes, and the parity report. ``TextClassifier.load(DIR, backend="onnx")``, ``textsift predict DIR``,
 ``evaluate`` and ``serve`` read it without the original run.
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textsift.engines.calibration import CALIBRATION
 from textsift.errors import TextsiftError
 from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_JSON, TOKENIZER, check_run_dir, is_ensemble,
                              write_json)
@@ -327,6 +329,8 @@ def _copy_assets(run_dir: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in (LABELS, TOKENIZER, CONFIG, MODEL_JSON):
         shutil.copy2(run_dir / name, dest / name)
+    if (run_dir / CALIBRATION).is_file():  # the softmax temperature: ONNX probabilities match PyTorch's
+        shutil.copy2(run_dir / CALIBRATION, dest / CALIBRATION)
     if (run_dir / ASSETS).is_dir():
         shutil.copytree(run_dir / ASSETS, dest / ASSETS)
 

@@ -8,6 +8,8 @@ Run directory of ``train.kfold: K``::
                                 the i-th held-out part of train
     model.json                  {"name": "ensemble", "members": ["folds/fold-0", ...], "fusion": "mean_logits"}
     labels.json, config.yaml    shared label order (multi-label thresholds tuned on the OOF predictions)
+    calibration.json            single-label with data.dev: the temperature of the averaged logits
+                                (each fold run also holds its own, fitted on its held-out part)
     oof.jsonl                   every training example once: fold, gold, predicted, probabilities
     suspect_labels.{csv,jsonl}  training examples ranked by how unlikely their label is out of fold
     reports/oof_*               the OOF classification report, confusion matrix, bad cases
@@ -91,6 +93,7 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     from textsift.config.load import to_yaml
     from textsift.data.labels import LabelScheme
     from textsift.engines import distributed
+    from textsift.engines.calibration import calibration_enabled
     from textsift.engines.checkpoint import atomic_write
     from textsift.engines.train_run import _attach_log, load_datasets, main_only, train_run
 
@@ -103,6 +106,7 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         k = cfg.train.kfold
         task, train, dev, test = load_datasets(cfg, split_dev=False)
         scheme = LabelScheme.from_examples(task, train)
+        calibration_enabled(cfg, scheme)  # an explicit method that does not fit the task fails before training
         folds = fold_indices(train, k, cfg.train.seed, scheme.multi_label)
         fold_cfg = cfg.model_copy(deep=True)
         fold_cfg.train.kfold = None
@@ -177,13 +181,42 @@ def _ensemble_outputs(cfg: Config, run_dir: Path, scheme, train, dev, test, oof,
     metrics = {"kfold": k, "selection_metric": default_metric(cfg, scheme.multi_label), "folds": fold_metrics}
     metrics["oof"] = _oof_outputs(run_dir, cfg, scheme, train, oof, fold_of)
     ensemble = load_bundle(run_dir)
+    calibrated = _fit_ensemble_temperature(cfg, ensemble, dev)
     for split, examples in (("dev", dev), ("test", test)):
         if examples:
             metrics[split] = evaluate_examples(ensemble.model, ensemble.scheme, ensemble.encoder, examples,
                                                ensemble.max_length, _eval_batch(cfg), "cpu",
                                                run_dir / "reports", split, cfg.report.bad_cases,
                                                cfg.report.plots)
+    if calibrated:
+        _write_ensemble_calibration(cfg, run_dir, ensemble, dev, test, metrics)
     return metrics
+
+
+def _fit_ensemble_temperature(cfg: Config, ensemble, dev) -> bool:
+    """Temperature scaling of the averaged logits on data.dev (each fold model is calibrated on its own
+    held-out fold, but averaging changes the scale). Without data.dev the ensemble keeps T = 1."""
+    from textsift.engines.calibration import calibration_enabled, fit_and_apply
+
+    if not calibration_enabled(cfg, ensemble.scheme):
+        return False
+    if not dev:
+        log.info("calibration: the K-fold ensemble is calibrated on data.dev, which is not set; it predicts "
+                 "with T = 1 (each fold run has its own temperature)")
+        return False
+    logits = ensemble.model.logits([ex.text for ex in dev], _eval_batch(cfg))  # (n_dev, num_labels)
+    fit_and_apply(ensemble.scheme, logits, ensemble.scheme.gold([ex.labels for ex in dev]))
+    return True
+
+
+def _write_ensemble_calibration(cfg: Config, run_dir: Path, ensemble, dev, test, metrics: dict) -> None:
+    from textsift.engines.calibration import write_calibration
+
+    splits = {split: (ensemble.model.logits([ex.text for ex in examples], _eval_batch(cfg)),
+                      ensemble.scheme.gold([ex.labels for ex in examples]))
+              for split, examples in (("dev", dev), ("test", test)) if examples}
+    write_calibration(run_dir, ensemble.scheme.temperature, splits, cfg.calibration.bins, cfg.report.plots,
+                      metrics)
 
 
 def _eval_batch(cfg: Config) -> int:

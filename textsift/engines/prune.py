@@ -200,6 +200,7 @@ def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bo
     import tempfile
 
     from textsift.data import iter_texts
+    from textsift.engines.calibration import CALIBRATION
     from textsift.engines.evaluation import evaluate_config_splits
     from textsift.engines.train_run import _save_weights
     from textsift.engines.vocab_prune import prune_vocabulary
@@ -218,6 +219,9 @@ def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bo
             out_dir = create_run_dir(out_dir)
             for name in (CONFIG, LABELS):
                 shutil.copy2(src / name, out_dir / name)
+            # the source's temperature: vocabulary pruning keeps the logits, and the reports below use it
+            if (src / CALIBRATION).is_file():
+                shutil.copy2(src / CALIBRATION, out_dir / CALIBRATION)
         if (out_dir / ASSETS).is_dir() and vocab_from:
             shutil.rmtree(out_dir / ASSETS)
         encoder.save(out_dir / TOKENIZER)  # hf: also the tokenizer files in hf/

@@ -124,6 +124,7 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
 
 
 def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
+    from textsift.engines.calibration import CALIBRATION
     from textsift.engines.checkpoint import atomic_save_safetensors
     from textsift.engines.evaluation import evaluate_config_splits
     from textsift.rundir import (ASSETS, CONFIG, LABELS, MODEL_FILE, MODEL_JSON, TOKENIZER, create_run_dir,
@@ -134,6 +135,8 @@ def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
     model.amp_dtype = None  # int8 kernels run in fp32 around the int8 matmuls; no autocast
     for name in (CONFIG, LABELS, TOKENIZER):
         shutil.copy2(run_dir / name, out_dir / name)
+    if (run_dir / CALIBRATION).is_file():  # int8 weights barely move the logits: keep the fitted temperature
+        shutil.copy2(run_dir / CALIBRATION, out_dir / CALIBRATION)
     if (run_dir / ASSETS).is_dir():
         shutil.copytree(run_dir / ASSETS, out_dir / ASSETS)
     meta = read_json(run_dir / MODEL_JSON)

@@ -174,6 +174,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     ``trainer_factory(**trainer_kwargs)`` (the ``Distiller``); ``vocab_texts`` (default: training + extra
     texts) build a classic model's vocabulary."""
     from textsift.data.labels import LabelScheme
+    from textsift.engines.calibration import calibration_enabled
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
     from textsift.models import build_model
@@ -189,6 +190,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     else:
         task, train, dev, test = splits if splits is not None else load_datasets(cfg)
         scheme = LabelScheme.create(task, labels) if labels is not None else LabelScheme.from_examples(task, train)
+    calibration_enabled(cfg, scheme)  # an explicit method that does not fit the task fails before training
     metric = default_metric(cfg, scheme.multi_label)
     known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
     if metric not in known:
@@ -289,6 +291,7 @@ def _fit(run: _Run, resume: bool) -> None:
 def _finish(run: _Run, started: float) -> dict:
     """Reports, optional refit, final weights, metrics.json, history, curves and the model card."""
     cfg, run_dir = run.cfg, run.run_dir
+    dev_logits = _fit_temperature(run)  # before any refit too, and before the reports use the probabilities
     metrics = {"dev": run.evaluate(run.model, "dev", run.dev)}  # before any refit: a model that never saw dev
     if cfg.train.refit:
         _refit(run.model, run.train_ids + run.dev_data[0], torch.cat([run.train_targets, run.dev_data[1]]),
@@ -296,6 +299,8 @@ def _finish(run: _Run, started: float) -> dict:
     _save_weights(run.model, run_dir)
     if run.test:
         metrics["test"] = run.evaluate(run.model, "test", run.test)
+    if dev_logits is not None:
+        _write_calibration(run, dev_logits, metrics)
     metrics["best_epoch"], metrics["selection_metric"] = run.trainer.best_epoch, run.metric
     metrics["train_seconds"] = round(time.time() - started, 2)
     write_json(run_dir / METRICS, metrics)
@@ -305,6 +310,35 @@ def _finish(run: _Run, started: float) -> dict:
         plot_training_curves(run.trainer.history, run_dir / "curves.png")
     _write_model_card(run_dir, cfg, run.scheme, run.model, metrics, (run.train, run.dev, run.test))
     return metrics
+
+
+def _logits(run: _Run, encoded):
+    from textsift.engines.batching import predict_logits
+
+    return predict_logits(run.model, encoded, run.eval_batch_size, run.encoder.pad_id, run.trainer.device)
+
+
+def _fit_temperature(run: _Run):
+    """Temperature scaling on dev (``calibration.method``); returns the dev logits, or None when off."""
+    from textsift.engines.calibration import calibration_enabled, fit_and_apply
+
+    if not calibration_enabled(run.cfg, run.scheme):
+        return None
+    logits = _logits(run, run.dev_data[0])  # (n_dev, num_labels), at T = 1
+    fit_and_apply(run.scheme, logits, run.dev_data[1].numpy())
+    return logits
+
+
+def _write_calibration(run: _Run, dev_logits, metrics: dict) -> None:
+    """calibration.json, reliability diagrams and the ECE entries of metrics.json (test: the final model)."""
+    from textsift.engines.calibration import write_calibration
+
+    splits = {"dev": (dev_logits, run.dev_data[1].numpy())}
+    if run.test:
+        encoded = run.encoder.encode_batch([ex.text for ex in run.test], run.cfg.train.max_length)
+        splits["test"] = (_logits(run, encoded), run.scheme.gold([ex.labels for ex in run.test]))
+    write_calibration(run.run_dir, run.scheme.temperature, splits, run.cfg.calibration.bins,
+                      run.cfg.report.plots, metrics)
 
 
 def _refit(model, ids, targets, scheme, cfg: Config) -> None:

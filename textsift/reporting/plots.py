@@ -1,4 +1,4 @@
-"""Training-curve and confusion-matrix PNGs.
+"""Training-curve, confusion-matrix and reliability-diagram PNGs.
 
 Figures are drawn on matplotlib's Agg canvas through the object API (``Figure`` + ``FigureCanvasAgg``)
 rather than ``pyplot``: no display is needed, no global backend is switched under a notebook user, and
@@ -193,3 +193,34 @@ def _annotate(ax, values: np.ndarray, normalize: bool, vmax: float, font: float)
         text = f"{v:.2f}" if normalize else f"{int(v)}"
         ax.text(j, i, text, ha="center", va="center", fontsize=min(font, 8),
                 color="white" if v > 0.5 * vmax else "black")
+
+
+def plot_reliability(panels: dict[str, dict], path: Path, title: str | None = None) -> None:
+    """Reliability diagram: one panel per named set of bins (e.g. ``{"before (T = 1)": ..., "after
+    (T = 1.8)": ...}``), each from :func:`textsift.reporting.calibration.reliability_bins`. Bars are the
+    accuracy of each confidence bin, the diagonal is perfect calibration, the gap to it is shaded, and the
+    panel title carries the ECE; a histogram of the confidences sits under each panel."""
+    fig = _new_figure((5.2 * len(panels), 5.6))
+    axes = fig.subplots(2, len(panels), squeeze=False, height_ratios=(3, 1), sharex=True)
+    for col, (name, bins) in enumerate(panels.items()):
+        ax, ax_count = axes[0][col], axes[1][col]
+        edges = np.asarray(bins["edges"])
+        left, width = edges[:-1], np.diff(edges)
+        acc = np.array([a if a is not None else 0.0 for a in bins["accuracy"]])
+        conf = np.array([c if c is not None else 0.0 for c in bins["confidence"]])
+        filled = np.asarray(bins["count"]) > 0
+        ax.bar(left[filled], acc[filled], width[filled], align="edge", color="#4c72b0", edgecolor="white",
+               label="accuracy")
+        gap_low = np.minimum(acc, conf)[filled]
+        ax.bar(left[filled], np.abs(acc - conf)[filled], width[filled], bottom=gap_low, align="edge",
+               color="#c44e52", alpha=0.3, edgecolor="#c44e52", hatch="//", label="gap to mean confidence")
+        ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="perfect calibration")
+        ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{name}: ECE {bins['ece']:.4f}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        ax_count.bar(left, bins["count"], width, align="edge", color="0.6", edgecolor="white")
+        ax_count.set(xlabel="confidence (max probability)", ylabel="texts")
+        ax_count.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
