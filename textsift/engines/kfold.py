@@ -99,7 +99,7 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     try:
         k = cfg.train.kfold
         task, train, dev, test = load_datasets(cfg, split_dev=False)
-        scheme = LabelScheme.from_examples(task, train)
+        scheme = LabelScheme.from_examples(task, train, cfg)
         folds = fold_indices(train, k, cfg.train.seed, scheme.multi_label)
         fold_cfg = cfg.model_copy(deep=True)
         fold_cfg.train.kfold = None
