@@ -226,3 +226,15 @@ def test_edges_file_run_adds_ancestors_and_checks_labels(tmp_path, capsys):
         for n in names:
             assert set(clf._bundle.scheme.hierarchy.ancestors(n)) <= set(names)
     assert json.loads((run / "metrics.json").read_text())["dev"]["consistency"] == 1.0
+
+
+def test_hierarchy_settings_need_a_hierarchical_task(tmp_path, hier_data):
+    from textsift.config.load import load_config
+    from textsift.errors import ConfigError
+
+    cfg = write_config(tmp_path / "c.yaml", hier_data, task="multi_label", hierarchy={"method": "max_constraint"})
+    with pytest.raises(ConfigError, match="hierarchy.method only apply to task: hierarchical, but task is multi_label"):
+        load_config(str(cfg))
+    cfg = write_config(tmp_path / "d.yaml", {**hier_data, "hierarchy": str(tmp_path / "nope.tsv")})
+    with pytest.raises(ConfigError, match="data.hierarchy: file not found"):
+        load_config(str(cfg))

@@ -232,3 +232,13 @@ class Config(Section):
     @classmethod
     def _task_alias(cls, v):
         return {"single": "single_label", "multi": "multi_label", "multilabel": "multi_label"}.get(v, v)
+
+    @model_validator(mode="after")
+    def _hierarchy_needs_hierarchical(self):
+        changed = [f"hierarchy.{k}" for k in self.hierarchy.model_fields_set] + \
+                  (["data.hierarchy"] if self.data.hierarchy else []) + \
+                  (["loss.name: mcloss"] if self.loss.name == "mcloss" else [])
+        if self.task in ("single_label", "multi_label") and changed:
+            raise ValueError(f"{', '.join(changed)} only apply to task: hierarchical, but task is {self.task}; "
+                             "set task: hierarchical or remove them")
+        return self

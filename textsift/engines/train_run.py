@@ -33,7 +33,8 @@ def load_datasets(cfg: Config, split_dev: bool = True):
     False: dev is then None), check labels."""
     from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
 
-    train, task = load_split(cfg.data.train, cfg.data, task=cfg.task, limit=cfg.data.limit)
+    task = cfg.task or ("hierarchical" if cfg.data.hierarchy else None)  # an edges file means a hierarchy
+    train, task = load_split(cfg.data.train, cfg.data, task=task, limit=cfg.data.limit)
     check_train_labels(train, cfg.data.train)
     if cfg.data.dev:
         dev = read_examples(cfg.data.dev, cfg.data, task=task)
