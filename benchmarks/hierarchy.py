@@ -45,7 +45,7 @@ SETUPS = {
                       "train.early_stopping.metric=macro_f1"],
     },
 }
-METHODS = ("flat", "max_constraint")
+METHODS = ("flat", "max_constraint", "conditional")
 
 
 def sample_train(dataset: str, n: int, seed: int, work: Path) -> Path:

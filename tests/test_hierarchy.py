@@ -74,8 +74,9 @@ def _scheme(method="max_constraint", decoding="top_down", thresholds=None) -> Hi
     return HierarchicalScheme(h.nodes, h, method, decoding, thresholds)
 
 
-def test_max_constraint_probabilities_are_monotonic():
-    scheme = _scheme()
+@pytest.mark.parametrize("method", ["max_constraint", "conditional"])
+def test_hierarchy_aware_probabilities_are_monotonic(method):
+    scheme = _scheme(method)
     probs = scheme.probabilities(torch.randn(200, 5) * 4).numpy()
     for child, parents in scheme.hierarchy.parents.items():
         for parent in parents:
@@ -87,7 +88,7 @@ def test_max_constraint_probabilities_are_monotonic():
 def test_mcloss_against_a_hand_computed_case():
     # parent A (index 0), child B (index 1)
     loss = MCLoss(LossParams(), 2, torch.zeros(1, 2))
-    loss.set_hierarchy(np.array([[1, 1], [0, 1]]))
+    loss.set_hierarchy(np.array([[1, 1], [0, 1]]), np.array([[0, 0], [1, 0]]))
     logits = torch.tensor([[0.0, 1.0], [-1.0, 2.0]])
     targets = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
 
@@ -102,8 +103,24 @@ def test_mcloss_against_a_hand_computed_case():
     assert got == pytest.approx((softplus(-3.0) + softplus(-3.0)) / 2, rel=1e-6)
 
 
+def test_conditional_chains_probabilities_and_trains_below_gold_parents():
+    scheme = _scheme("conditional")  # labels A, B, C, D, E; C below A and B; D below C
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0, 0.5]])
+    s = torch.sigmoid(logits)[0]
+    probs = scheme.probabilities(logits)[0]
+    assert probs[2].item() == pytest.approx((s[2] * min(s[0], s[1])).item())  # C: two parents, the lower one
+    assert probs[3].item() == pytest.approx((s[3] * s[2] * min(s[0], s[1])).item())
+    from textsift.losses.conditional_bce import ConditionalBCE
+
+    loss = ConditionalBCE(LossParams(), 5, torch.zeros(1, 5))
+    loss.set_hierarchy(scheme.descendants, scheme.parent_matrix)
+    targets = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0]])  # B negative: C and D are not counted
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")[0]
+    assert loss(logits, targets).item() == pytest.approx(((bce[0] + bce[1] + bce[4]) / 3).item())
+
+
 @pytest.mark.parametrize("decoding", ["top_down", "threshold_closure"])
-@pytest.mark.parametrize("method", ["flat", "max_constraint"])
+@pytest.mark.parametrize("method", ["flat", "max_constraint", "conditional"])
 def test_decoding_is_always_consistent(method, decoding):
     rng = np.random.default_rng(0)
     scheme = _scheme(method, decoding, thresholds=rng.uniform(0.2, 0.8, 5))
@@ -179,7 +196,8 @@ def hier_data(tmp_path_factory):
             for split, n, seed in (("train", 240, 1), ("dev", 60, 2), ("test", 60, 3))}
 
 
-@pytest.mark.parametrize("method,decoding", [("flat", "top_down"), ("max_constraint", "threshold_closure")])
+@pytest.mark.parametrize("method,decoding", [("flat", "top_down"), ("max_constraint", "threshold_closure"),
+                                             ("conditional", "top_down")])
 def test_train_evaluate_predict_and_reload(hier_data, tmp_path, method, decoding):
     cfg = write_config(tmp_path / "h.yaml", hier_data, model_name="textcnn", model={"num_filters": 16},
                        task="hierarchical", hierarchy={"method": method, "decoding": decoding},

@@ -207,9 +207,10 @@ class DistillConfig(Section):
 class HierarchyConfig(Section):
     """How ``task: hierarchical`` scores and decodes (see Hierarchical classification)."""
 
-    method: Literal["flat", "max_constraint"] = Field(
+    method: Literal["flat", "max_constraint", "conditional"] = Field(
         "flat", description="flat = BCE over every node; max_constraint = C-HMCNN (a node's probability is the "
-                            "max over its descendants', trained with MCLoss).")
+                            "max over its descendants', trained with MCLoss); conditional = each node's sigmoid "
+                            "given its parents, trained where the parents are gold, chained into probabilities.")
     decoding: Literal["top_down", "threshold_closure"] = Field(
         "top_down", description="top_down = a node is predicted only if its parents are; threshold_closure = "
                                 "threshold, then add every ancestor. Outputs are always ancestor-closed.")

@@ -5,7 +5,11 @@
 - ``flat``: sigmoid + binary cross-entropy over every node (PaddleNLP's baseline);
 - ``max_constraint``: C-HMCNN (Giunchiglia & Lukasiewicz 2020, "Coherent Hierarchical Multi-Label
   Classification Networks"): a node's probability is the max over its own and its descendants'
-  probabilities (MCM), so a child never scores above its parent; trained with MCLoss (``losses/mcloss.py``).
+  probabilities (MCM), so a child never scores above its parent; trained with MCLoss (``losses/mcloss.py``);
+- ``conditional``: each node's sigmoid is the probability of the node GIVEN its parents, trained only on
+  the examples whose gold labels hold all its parents (``losses/conditional_bce.py``); a node's probability
+  is its own sigmoid times the smallest of its parents' probabilities (the chain rule along a tree path;
+  Brust & Denzler 2019, "Integrating Domain Knowledge: Using Hierarchies to Improve Deep Classifiers").
 
 ``hierarchy.decoding`` turns thresholded probabilities into ancestor-closed label sets:
 
@@ -22,7 +26,7 @@ import torch
 from textsift.data.hierarchy import Hierarchy
 from textsift.data.labels import MultiLabelScheme
 
-METHODS = ("flat", "max_constraint")
+METHODS = ("flat", "max_constraint", "conditional")
 DECODINGS = ("top_down", "threshold_closure")
 
 
@@ -46,7 +50,7 @@ class HierarchicalScheme(MultiLabelScheme):
 
     @property
     def default_loss(self) -> str:
-        return "mcloss" if self.method == "max_constraint" else "bce"
+        return {"max_constraint": "mcloss", "conditional": "conditional_bce"}.get(self.method, "bce")
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "hierarchy": self.hierarchy.to_dict(), "method": self.method,
@@ -57,7 +61,20 @@ class HierarchicalScheme(MultiLabelScheme):
         probs = torch.sigmoid(logits.float())  # (batch, L)
         if self.method == "max_constraint":
             probs = max_constraint(probs, torch.as_tensor(self.descendants, device=probs.device))
+        elif self.method == "conditional":
+            probs = self._chain(probs)
         return probs
+
+    def _chain(self, conditional: torch.Tensor) -> torch.Tensor:
+        """``p(node) = p(node | parents) * min over parents of p(parent)``, level by level."""
+        out = conditional.clone()  # (batch, L)
+        parents = torch.as_tensor(self.parent_matrix, device=out.device).bool()  # (L, L)
+        for level in sorted(set(self.levels.tolist()))[1:]:
+            cols = torch.as_tensor(np.flatnonzero(self.levels == level), device=out.device)
+            mask = parents[cols]  # (k, L)
+            lowest = out[:, None, :].masked_fill(~mask[None], float("inf")).amin(dim=-1)  # (batch, k)
+            out[:, cols] = conditional[:, cols] * lowest.clamp(max=1.0)
+        return out
 
     def raw_decide(self, probs: np.ndarray) -> np.ndarray:
         """Thresholded, undecoded decisions ``(n, L)`` (may be inconsistent; reported, never returned)."""

@@ -213,13 +213,13 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
 
 
 def _attach_hierarchy(loss_fn, scheme, cfg: Config) -> None:
-    """A hierarchy-aware loss (``mcloss``) needs the label hierarchy, which only the scheme knows."""
+    """A hierarchy-aware loss (``mcloss``, ``conditional_bce``) needs the label hierarchy, which only the scheme knows."""
     if not hasattr(loss_fn, "set_hierarchy"):
         return
     if getattr(scheme, "descendants", None) is None:
         raise TextsiftError(f"loss.name: '{cfg.loss.name}' needs a label hierarchy; use it with task: hierarchical "
                             "or choose another loss")
-    loss_fn.set_hierarchy(scheme.descendants)
+    loss_fn.set_hierarchy(scheme.descendants, scheme.parent_matrix)
 
 
 def _fit(run: _Run, resume: bool) -> None:

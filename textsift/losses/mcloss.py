@@ -26,8 +26,9 @@ class MCLoss(nn.Module):
         self.register_buffer("weight", weight if weight is not None else torch.ones(num_labels))
         self.register_buffer("descendants", torch.eye(num_labels))  # replaced by set_hierarchy
 
-    def set_hierarchy(self, descendants) -> None:
-        """``descendants``: ``(L, L)`` 0/1, ``[i, j] = 1`` when label j is label i or below it."""
+    def set_hierarchy(self, descendants, parents) -> None:
+        """``descendants``: ``(L, L)`` 0/1, ``[i, j] = 1`` when label j is label i or below it (``parents``
+        unused here)."""
         self.descendants = torch.as_tensor(descendants, dtype=torch.float, device=self.weight.device)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
