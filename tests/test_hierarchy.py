@@ -256,3 +256,13 @@ def test_hierarchy_settings_need_a_hierarchical_task(tmp_path, hier_data):
     cfg = write_config(tmp_path / "d.yaml", {**hier_data, "hierarchy": str(tmp_path / "nope.tsv")})
     with pytest.raises(ConfigError, match="data.hierarchy: file not found"):
         load_config(str(cfg))
+
+
+def test_kfold_hierarchical_run(hier_data, tmp_path):
+    cfg = write_config(tmp_path / "k.yaml", {"train": hier_data["train"], "test": hier_data["test"]},
+                       task="hierarchical", hierarchy={"method": "max_constraint"},
+                       train={"epochs": 2, "kfold": 2}, report={"plots": False, "tensorboard": False})
+    run = tmp_path / "kf"
+    assert main(["train", "-c", str(cfg), "--run-dir", str(run)]) == 0
+    assert json.loads((run / "labels.json").read_text())["method"] == "max_constraint"
+    assert json.loads((run / "metrics.json").read_text())["test"]["consistency"] == 1.0

@@ -110,8 +110,8 @@ def max_constraint(values: torch.Tensor, descendants: torch.Tensor) -> torch.Ten
     return expanded.masked_fill(~mask, float("-inf")).amax(dim=-1)  # (batch, L)
 
 
-def build_hierarchy(data_cfg, examples) -> Hierarchy:
-    """The run's hierarchy: the edges file ``data.hierarchy`` when set, else the training label paths."""
+def build_hierarchy(data_cfg, labels: Sequence[str]) -> Hierarchy:
+    """The run's hierarchy: the edges file ``data.hierarchy`` when set, else the paths of ``labels``."""
     if data_cfg.hierarchy:
         return Hierarchy.from_edges_file(data_cfg.hierarchy)
-    return Hierarchy.from_paths({label for ex in examples for label in ex.labels}, data_cfg.hierarchy_separator)
+    return Hierarchy.from_paths(labels, data_cfg.hierarchy_separator)

@@ -50,7 +50,7 @@ class LabelScheme:
         if task == "hierarchical" and cfg is not None:
             from textsift.data.hier_scheme import build_hierarchy
 
-            hierarchy = build_hierarchy(cfg.data, examples)
+            hierarchy = build_hierarchy(cfg.data, labels)  # from the label order given, e.g. a K-fold's
             if cfg.data.hierarchy:  # every node of the edges file, even one without training examples
                 labels = sorted(set(labels) | set(hierarchy.nodes))
             return LabelScheme.create(task, labels, hierarchy=hierarchy, method=cfg.hierarchy.method,
