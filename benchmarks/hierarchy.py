@@ -118,7 +118,8 @@ def main(argv=None) -> int:
     unknown = [d for d in datasets if d not in SETUPS]
     if unknown:
         p.error(f"--datasets: unknown {unknown}; choose from {list(SETUPS)}")
-    reduced = bool(args.epochs or args.limit_train)
+    # fewer epochs than a dataset's default, or a training sample, is a reduced run (more epochs is not)
+    reduced = bool(args.limit_train) or any(args.epochs and args.epochs < SETUPS[d]["epochs"] for d in datasets)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -127,9 +128,9 @@ def main(argv=None) -> int:
             for method in args.methods.split(","):
                 rows.append(run_one(dataset, method, args, work))
                 print(f"{dataset} {method}: done in {rows[-1]['seconds']} s", file=sys.stderr)
-    note = (f"REDUCED run (epochs={args.epochs or 'default'}, limit_train={args.limit_train or 'all'}); "
-            if reduced else "Full run; ") + f"decoding {args.decoding}, seed {args.seed}, " \
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    note = ("REDUCED run; " if reduced else "Full run; ") + \
+        f"epochs {args.epochs or 'per dataset default'}, train {args.limit_train or 'all'} examples, " \
+        f"decoding {args.decoding}, seed {args.seed}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     text = f"{note}\n\n{table(rows)}\n"
     print(text)
     out = Path(args.out)
