@@ -236,7 +236,10 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _hierarchy_needs_hierarchical(self):
-        changed = [f"hierarchy.{k}" for k in self.hierarchy.model_fields_set] + \
+        # values, not fields set: a resolved config.yaml writes every default out
+        defaults = HierarchyConfig()
+        changed = [f"hierarchy.{k}" for k in HierarchyConfig.model_fields
+                   if getattr(self.hierarchy, k) != getattr(defaults, k)] + \
                   (["data.hierarchy"] if self.data.hierarchy else []) + \
                   (["loss.name: mcloss"] if self.loss.name == "mcloss" else [])
         if self.task in ("single_label", "multi_label") and changed:
