@@ -223,6 +223,9 @@ def test_train_evaluate_predict_and_reload(hier_data, tmp_path, method, decoding
         assert all(n.split("/")[0] in names for n in names)  # every ancestor is there
     exact = np.mean([set(p) == set(Hierarchy.from_paths(r["labels"]).nodes) for p, r in zip(predicted, rows)])
     assert exact == pytest.approx(test["subset_accuracy"])  # predict decodes exactly as evaluation does
+    if method == "conditional":  # an ONNX export decodes exactly as the run it came from
+        assert main(["export", str(run), "--out", str(tmp_path / "onnx")]) == 0
+        assert TextClassifier.load(tmp_path / "onnx", backend="onnx").predict([r["text"] for r in rows]) == predicted
     assert main(["evaluate", str(run), "--data", hier_data["test"], "--report-dir", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "eval_hierarchy.json").read_text())["consistency"] == 1.0
 
