@@ -59,11 +59,14 @@ class HierarchicalScheme(MultiLabelScheme):
     # ---------------------------------------------------------------------------------- scoring
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         probs = torch.sigmoid(logits.float())  # (batch, L)
+        if self.method == "flat":
+            return probs
+        # both hierarchy-aware scorings build (rows, L, L) tensors: a whole split at once could take GBs
+        chunks = probs.split(1024)
         if self.method == "max_constraint":
-            probs = max_constraint(probs, torch.as_tensor(self.descendants, device=probs.device))
-        elif self.method == "conditional":
-            probs = self._chain(probs)
-        return probs
+            descendants = torch.as_tensor(self.descendants, device=probs.device)
+            return torch.cat([max_constraint(c, descendants) for c in chunks])
+        return torch.cat([self._chain(c) for c in chunks])
 
     def _chain(self, conditional: torch.Tensor) -> torch.Tensor:
         """``p(node) = p(node | parents) * min over parents of p(parent)``, level by level."""
@@ -97,8 +100,8 @@ class HierarchicalScheme(MultiLabelScheme):
 
     def consistent(self, decisions: np.ndarray) -> np.ndarray:
         """Per row: True when every predicted label comes with all its parents."""
-        missing = decisions[:, :, None] * (1 - decisions[:, None, :]) * self.parent_matrix[None]  # (n, L, L)
-        return missing.reshape(len(decisions), -1).sum(axis=1) == 0
+        children_on = decisions @ self.parent_matrix  # (n, L): predicted children of each label
+        return (children_on * (1 - decisions)).sum(axis=1) == 0  # no label missing under a predicted child
 
 
 def max_constraint(values: torch.Tensor, descendants: torch.Tensor) -> torch.Tensor:
