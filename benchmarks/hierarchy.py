@@ -1,7 +1,7 @@
-"""Hierarchical classification benchmark: flat BCE vs hierarchy-aware (C-HMCNN max-constraint) training.
+"""Hierarchical classification benchmark: flat BCE vs hierarchy-aware training (max_constraint, conditional).
 
     .venv/bin/python benchmarks/hierarchy.py                                   # both datasets, full
-    .venv/bin/python benchmarks/hierarchy.py --datasets duee_event_hier --epochs 4 --limit-train 6000   # reduced: a random sample
+    .venv/bin/python benchmarks/hierarchy.py --datasets duee_event_hier --epochs 4 --limit-train 6000  # reduced
 
 Datasets and models (issue 5): ``duee_event_hier`` (Chinese) with TextCNN over characters,
 ``goemotions_hier`` (English) with the MiniLM-L6 encoder from the asset cache (``make assets``). The
@@ -9,7 +9,7 @@ official dev file of duee_event_hier is used as the test set (there is no test f
 out 10% of train as its own dev set (early stopping, per-label thresholds), so test is never seen
 before evaluation. goemotions_hier keeps its dev and test files.
 
-Each method (``hierarchy.method`` flat / max_constraint, decoding top_down) is one ``textsift train`` in
+Each method (``hierarchy.method`` flat / max_constraint / conditional, decoding top_down) is one ``textsift train`` in
 its own child process, same seed and settings. Reported on test: micro/macro F1 overall and per level,
 hierarchical F1 and consistency of the raw (undecoded) and decoded outputs. Prints a markdown table and
 writes it (with the raw rows as JSON) to --out. Flags --epochs / --limit-train mark the run as reduced.

@@ -213,7 +213,8 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
 
 
 def _attach_hierarchy(loss_fn, scheme, cfg: Config) -> None:
-    """A hierarchy-aware loss (``mcloss``, ``conditional_bce``) needs the label hierarchy, which only the scheme knows."""
+    """A hierarchy-aware loss (``mcloss``, ``conditional_bce``) needs the label hierarchy, which only the
+    scheme knows."""
     if not hasattr(loss_fn, "set_hierarchy"):
         return
     if getattr(scheme, "descendants", None) is None:
