@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-hierarchy assets browser clean
+.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-pipeline bench-distributed bench-hierarchy assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,17 @@ bench-distill: assets
 bench-compress: assets
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/compress.py
+
+# The sst2_sentence_pipeline preset end to end (MiniLM-L6 teacher, distilled/pruned/int8 candidates) and its
+# frontier; resumable (benchmarks/.cache/pipeline/full). `benchmarks/pipeline.py --quick` is a smoke run.
+bench-pipeline: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/pipeline.py
+
+# Training examples/s for 1 vs 2 processes (torchrun, DDP) and predict's peak memory over 100k and 1M lines.
+bench-distributed: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/distributed.py
 
 # Hierarchical classification: flat vs max_constraint vs conditional (duee_event_hier TextCNN, goemotions_hier MiniLM-L6)
 bench-hierarchy: assets

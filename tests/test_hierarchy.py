@@ -269,3 +269,14 @@ def test_kfold_hierarchical_run(hier_data, tmp_path):
     assert main(["train", "-c", str(cfg), "--run-dir", str(run)]) == 0
     assert json.loads((run / "labels.json").read_text())["method"] == "max_constraint"
     assert json.loads((run / "metrics.json").read_text())["test"]["consistency"] == 1.0
+
+
+def test_streaming_hierarchical_run(hier_data, tmp_path):
+    cfg = write_config(tmp_path / "s.yaml", {**hier_data, "streaming": True}, task="hierarchical",
+                       hierarchy={"method": "conditional"}, train={"epochs": 2},
+                       report={"plots": False, "tensorboard": False})
+    run = tmp_path / "st"
+    assert main(["train", "-c", str(cfg), "--run-dir", str(run)]) == 0
+    labels = json.loads((run / "labels.json").read_text())
+    assert labels["method"] == "conditional" and labels["hierarchy"]["parents"]["money/bank"] == ["money"]
+    assert json.loads((run / "metrics.json").read_text())["test"]["consistency"] == 1.0

@@ -15,6 +15,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from textsift.config.load import PRESET_DIR, preset_names
+    from textsift.config.pipeline import PIPELINE_PRESET_DIR, pipeline_presets
     from textsift.registry import LOSSES, MODELS, TOKENIZERS, TRICKS
 
     registries = {"models": MODELS, "tokenizers": TOKENIZERS, "losses": LOSSES, "tricks": TRICKS}
@@ -24,6 +25,10 @@ def run(args) -> int:
             for name in preset_names():
                 first = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
                 print(f"  {name:<20} {first}")
+            print("pipeline presets (textsift pipeline -c NAME):")
+            for name in pipeline_presets():
+                first = (PIPELINE_PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[0]
+                print(f"  {name:<24} {first.lstrip('# ').split('. Run:')[0]}")
         else:
             names = registries[kind].names()
             for name in names:

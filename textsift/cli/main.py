@@ -12,7 +12,7 @@ import sys
 
 from textsift import __version__
 
-COMMANDS = ["train", "distill", "validate", "evaluate", "predict", "export", "prune", "quantize", "serve", "info", "ls", "data_report"]
+COMMANDS = ["train", "distill", "validate", "evaluate", "predict", "export", "prune", "quantize", "pipeline", "serve", "info", "ls", "data_report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,8 @@ def _stream(clf, args) -> int:
     else:
         sink = sys.stdout
     texts = iter_texts(args.input, clf.bundle.config.data)
-    bar = progress(total=None, enabled=not to_stdout and sys.stderr.isatty(), desc="predict")
+    # constant memory: read, predict and write one chunk at a time; the bar shows texts/s
+    bar = progress(total=None, enabled=not to_stdout and sys.stderr.isatty(), desc="predict", unit="texts")
     count = 0
     try:
         while True:

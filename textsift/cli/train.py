@@ -5,6 +5,7 @@ EXAMPLES = """examples:
   textsift train -c thucnews_title --run-dir runs/thucnews
   textsift train -c my.yaml --run-dir runs/a train.lr=0.001 model.name=textrnn
   textsift train --resume runs/a            # continue a killed run exactly where it stopped
+  torchrun --nproc_per_node 2 -m textsift train -c my.yaml --run-dir runs/ddp   # 2 processes (DDP)
 """
 
 
@@ -20,6 +21,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from textsift.config.load import load_config
+    from textsift.engines import distributed
     from textsift.engines.logging_utils import setup_console_logging
     from textsift.engines.train_run import train_run
     from textsift.errors import TextsiftError
@@ -39,11 +41,16 @@ def run(args) -> int:
         if not args.config:
             raise TextsiftError("train: expected -c CONFIG (a YAML file or preset name), or --resume RUN_DIR")
         cfg = load_config(args.config, args.overrides)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg.model.name)
+        distributed.init(cfg.train.device)  # under torchrun; every rank must use rank 0's default name
+        run_dir = Path(args.run_dir) if args.run_dir else distributed.broadcast_object(default_run_dir(cfg.model.name))
     if getattr(args, "require_distill", False) and cfg.distill is None:
         raise TextsiftError("distill: the config has no `distill` section; add `distill: {teacher: RUN_DIR}` "
                             "(see the README's Distillation section)")
     metrics = train_run(cfg, run_dir, resume=bool(args.resume))
+    main = distributed.is_main()
+    distributed.shutdown()
+    if not main:  # rank 0 reports
+        return 0
     keys = ("accuracy", "macro_f1", "micro_f1")
     summary = {split: {k: round(v, 4) for k, v in metrics[split].items() if k in keys}
                for split in ("dev", "test") if split in metrics}

@@ -58,6 +58,7 @@ def _section(ann):
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
+        name = field.alias or name  # `from` (a Python keyword) is the field `from_`
         section = _section(field.annotation)
         if section is not None and prefix == "":
             continue  # a top-level section: listed on its own
@@ -105,6 +106,17 @@ def reference() -> str:
     return config_reference() + "\n\n" + components_reference()
 
 
+def pipeline_reference() -> str:
+    """The pipeline config's keys (``textsift pipeline``): data, teacher, candidates, measure."""
+    from textsift.config.pipeline import Candidate, MeasureSpec, PipelineConfig, TeacherSpec
+
+    data = PipelineConfig.model_fields["data"].description
+    return "\n".join(["| key | type | default | meaning |", "|---|---|---|---|",
+                      f"| `data` | section | required | {data} The keys of a training config's `data`. |",
+                      *_rows(TeacherSpec, "teacher."), *_rows(Candidate, "candidates[]."),
+                      *_rows(MeasureSpec, "measure.")])
+
+
 def presets_table() -> str:
     from textsift.config.load import PRESET_DIR, preset_names
 
@@ -116,7 +128,7 @@ def presets_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"config-reference": reference, "presets-table": presets_table}
+BLOCKS = {"config-reference": reference, "presets-table": presets_table, "pipeline-reference": pipeline_reference}
 
 
 def render_readme(text: str) -> str:

@@ -26,17 +26,17 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def resolve_config_path(path_or_preset: str) -> Path:
-    """A config file path, or the name of a shipped preset (``thucnews_title``)."""
+def resolve_config_path(path_or_preset: str, preset_dir: Path = PRESET_DIR, what: str = "preset") -> Path:
+    """A config file path, or the name of a shipped preset (``thucnews_title``) in ``preset_dir``."""
     path = Path(path_or_preset)
     if path.is_file():
         return path
-    if path.suffix == "" and (PRESET_DIR / f"{path_or_preset}.yaml").is_file():
-        return PRESET_DIR / f"{path_or_preset}.yaml"
-    presets = preset_names()
+    if path.suffix == "" and (preset_dir / f"{path_or_preset}.yaml").is_file():
+        return preset_dir / f"{path_or_preset}.yaml"
+    presets = sorted(p.stem for p in preset_dir.glob("*.yaml"))
     raise TextsiftError(
-        f"config '{path_or_preset}' not found: expected a YAML file or a preset name"
-        f"{did_you_mean(path_or_preset, presets) or '.'} Presets: {', '.join(presets)}")
+        f"config '{path_or_preset}' not found: expected a YAML file or a {what} name"
+        f"{did_you_mean(path_or_preset, presets) or '.'} {what.capitalize()}s: {', '.join(presets)}")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -153,6 +153,8 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     tok = raw.get("tokenizer") if isinstance(raw.get("tokenizer"), dict) else {}
     if tok.get("name") is not None and tok["name"] not in TOKENIZERS:
         problems.append(f"tokenizer.name: {TOKENIZERS.unknown_message(tok['name'])}")
+    if cfg is not None:
+        problems += _check_streaming(cfg)
     if check_files:
         problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
         problems += _check_model_files(model)
@@ -160,6 +162,29 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _check_streaming(cfg: Config) -> list[str]:
+    """What needs the whole training set in memory cannot run with ``data.streaming``."""
+    if not cfg.data.streaming:
+        return []
+    why = "needs the whole training set in memory; set data.streaming=false"
+    problems = []
+    if not cfg.data.dev:
+        problems.append("data.streaming: expected a data.dev file (a dev split cannot be held out of a stream); "
+                        "add data.dev or set data.streaming=false")
+    for key in ("class_weights", "pos_weight"):
+        if getattr(cfg.loss, key, None) == "balanced":
+            problems.append(f"loss.{key}: 'balanced' counts labels over the whole training set, which "
+                            f"data.streaming does not hold; give explicit weights or set data.streaming=false")
+    if cfg.train.kfold:
+        problems.append(f"train.kfold: K-fold {why}")
+    if cfg.distill is not None:
+        problems.append(f"distill: distillation {why}")
+    if cfg.model.name == "tfidf_linear":
+        problems.append(f"model.name: tfidf_linear is fitted in one pass over the whole corpus and {why} "
+                        "(or use a model trained by gradient steps, e.g. fasttext)")
+    return problems
 
 
 def _student_from_teacher(raw: dict) -> dict:

@@ -32,6 +32,10 @@ class DataConfig(Section):
     empty_text: Literal["error", "skip"] = Field("error", description="What to do with empty texts.")
     dev_size: float = Field(0.1, gt=0, lt=1, description="Fraction of train held out when there is no dev file.")
     limit: Optional[int] = Field(None, gt=0, description="Use only the first N training examples (quick runs).")
+    streaming: bool = Field(False, description="Read the training file line by line every epoch instead of loading it "
+                            "(data larger than memory); needs data.dev. See Distributed training and large data.")
+    shuffle_buffer: int = Field(10000, ge=1, description="streaming: examples held in the seeded shuffle buffer "
+                                "(larger = closer to a full shuffle, more memory).")
 
 
 class TokenizerConfig(Section):

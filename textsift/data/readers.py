@@ -333,26 +333,44 @@ def read_raw(path: str | os.PathLike, cfg: DataConfig, *, require_labels: bool =
 
     Raises ``DataError`` for a missing/unreadable file, bad records, missing fields or zero records.
     """
-    p = check_file(path)
-    fmt = detect_format(p, cfg)
-    fields, source = _Fields(cfg, p, require_labels), str(path)
+    fmt, records = iter_records(path, cfg, require_labels=require_labels)
+    source = str(path)
     out = RawSplit([], [], format=fmt)
-    label_name: str | None = None
-    for line, rec in _records(p, fmt, fields.check_header):
+    for line, text, raw_label in records:
         out.records += 1
-        text = fields.text(rec, line)
-        label_name = fields.label_name(rec, line)
         if not text:
             out.empty_lines.append(line)
             continue
         out.examples.append(Example(text, [], line, source))
-        out.raw_labels.append(rec[label_name] if label_name else None)
+        out.raw_labels.append(raw_label)
         if limit is not None and len(out.examples) >= limit:
             break
     if out.records == 0:
-        what = "only a header row" if fmt != "jsonl" and p.stat().st_size else "an empty file (0 records)"
-        raise DataError(f"expected labelled records, found {what}; check that the right file is given", source)
+        raise no_records_error(path, fmt)
     return out
+
+
+def iter_records(path: str | os.PathLike, cfg: DataConfig, *, require_labels: bool = True
+                 ) -> tuple[str, Iterator[tuple[int, str, Any]]]:
+    """The file's format and a lazy stream of ``(line, stripped text, raw label)``, one record at a time
+    (constant memory: ``read_raw`` and the streaming training reader both use it).
+
+    The path is checked now; record and field errors are raised while iterating, with file and line."""
+    p = check_file(path)
+    fmt = detect_format(p, cfg)
+    fields = _Fields(cfg, p, require_labels)
+
+    def records() -> Iterator[tuple[int, str, Any]]:
+        for line, rec in _records(p, fmt, fields.check_header):
+            text = fields.text(rec, line)
+            label_name = fields.label_name(rec, line)
+            yield line, text, rec[label_name] if label_name else None
+    return fmt, records()
+
+
+def no_records_error(path: str | os.PathLike, fmt: str) -> DataError:
+    what = "only a header row" if fmt != "jsonl" and Path(path).stat().st_size else "an empty file (0 records)"
+    return DataError(f"expected labelled records, found {what}; check that the right file is given", str(path))
 
 
 def load_split(path: str | os.PathLike, cfg: DataConfig, task: str | None = None, require_labels: bool = True,

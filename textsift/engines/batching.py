@@ -1,7 +1,8 @@
 """Turning encoded texts into padded tensor batches."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from itertools import islice
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +47,35 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     perm = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
     return [batches[i] for i in perm]
+
+
+class StreamBatches:
+    """Global training batches read from a streaming dataset (``data.StreamingExamples``), encoded as they
+    come: at most one batch of ids in memory besides the dataset's shuffle buffer.
+
+    Args:
+        dataset: an iterable dataset with ``set_epoch`` and ``__len__``.
+        encode: texts -> token id lists.
+        targets: label lists -> target tensor.
+        batch_size: the global ``train.batch_size``.
+    """
+
+    def __init__(self, dataset, encode: Callable, targets: Callable, batch_size: int):
+        self.dataset, self.encode, self.targets, self.batch_size = dataset, encode, targets, batch_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[tuple[list[list[int]], torch.Tensor]]:
+        """``(ids, targets)`` of each batch of ``epoch`` after the first ``skip`` (resume: the order is a
+        function of (seed, epoch), so skipped batches are read again but not encoded)."""
+        self.dataset.set_epoch(epoch)
+        examples = iter(self.dataset)
+        for chunk in iter(lambda: list(islice(examples, self.batch_size)), []):
+            if skip:
+                skip -= 1
+                continue
+            yield self.encode([ex.text for ex in chunk]), self.targets([ex.labels for ex in chunk])
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:

@@ -255,6 +255,7 @@ class Distiller(Trainer):
 def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dict:
     """Distil ``cfg.distill.teacher`` into the student ``cfg.model`` (or into the given ``student`` model,
     e.g. a pruned copy of the teacher); returns ``metrics.json``'s content."""
+    from textsift.engines import distributed
     from textsift.engines.train_run import _assemble, _finish, _fit, _write_run_json, load_datasets, run_session
     from textsift.rundir import write_json
 
@@ -272,7 +273,9 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
             getattr(teachers.bundles[0].encoder, "tokenizer", None)))
         extra = transfer + _masked(augmented, student_form)
         texts = [ex.text for ex in train] + extra
-        logits = torch.from_numpy(cached_teacher_logits(teachers, teacher_texts, d))
+        # rank 0 runs (or reads the cache of) the teachers; every rank trains on the same soft targets
+        logits = torch.from_numpy(distributed.broadcast_object(
+            cached_teacher_logits(teachers, teacher_texts, d) if distributed.is_main() else None))
         labelled = torch.arange(len(texts)) < len(train)
         teacher_model, projections = _live_teacher(cfg, teachers)
         factory = functools.partial(Distiller, teacher_logits=logits, labelled=labelled, dcfg=d,
@@ -286,13 +289,16 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
                         _with_projections(factory, cfg, teachers, teacher_model),
                         vocab_texts=[ex.text for ex in train] + transfer)  # masks never enter the vocabulary
         _check_student(cfg, run, teachers)
-        _write_run_json(run_dir, "running", started)
+        main = distributed.is_main()
+        if main:
+            _write_run_json(run_dir, "running", started)
         _fit(run, resume)
-        metrics = _finish(run, started)
-        metrics["distill"] = _teacher_report(teachers, run, d)
-        write_json(run_dir / "metrics.json", metrics)
-        _write_run_json(run_dir, "finished", started)
-        return metrics
+        if main:  # reports and metrics: rank 0's alone
+            metrics = _finish(run, started)
+            metrics["distill"] = _teacher_report(teachers, run, d)
+            write_json(run_dir / "metrics.json", metrics)
+            _write_run_json(run_dir, "finished", started)
+        return distributed.broadcast_object(metrics if main else None)
 
 
 def _check_tricks(cfg: Config) -> None:

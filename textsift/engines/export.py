@@ -129,6 +129,8 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from textsift.engines.logging_utils import keep_root_handlers
+
         # dynamic quantization: int8 weights, activations quantized per batch at run time (no calibration data)
         import onnx
 
@@ -142,8 +144,9 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
         try:
             # matrix products only: int8 convolutions (ConvInteger) run slower than fp32 ones in ORT on
             # CPU (a TextCNN batch took 3x longer), while int8 MatMul/Gemm are the big win for encoders
-            quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
-                             weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+            with keep_root_handlers():  # its root-logger calls would install a root handler: doubled lines
+                quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
+                                 weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
         finally:
             root.setLevel(level)
         (folder / ".fp32-for-int8.onnx").unlink()

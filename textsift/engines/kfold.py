@@ -84,17 +84,20 @@ def fold_indices(examples, k: int, seed: int, multi_label: bool) -> list[tuple[n
 
 
 def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
-    """Train ``cfg.train.kfold`` fold models and write the ensemble run directory; returns its metrics."""
+    """Train ``cfg.train.kfold`` fold models and write the ensemble run directory; returns its metrics.
+
+    Under torchrun every rank trains each fold (DDP); rank 0 alone decides which folds are done, scores
+    the held-out parts and writes the ensemble's files."""
     from textsift.config.load import to_yaml
     from textsift.data.labels import LabelScheme
+    from textsift.engines import distributed
     from textsift.engines.checkpoint import atomic_write
-    from textsift.engines.evaluation import evaluate_examples, score
-    from textsift.engines.logging_utils import attach_log_file
-    from textsift.engines.train_run import default_metric, load_datasets, train_run
-    from textsift.rundir import load_bundle
+    from textsift.engines.train_run import _attach_log, load_datasets, main_only, train_run
 
-    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
-    handler = attach_log_file(run_dir / "train.log")
+    distributed.init(cfg.train.device)
+    main = distributed.is_main()
+    run_dir = Path(run_dir) if resume else main_only(create_run_dir, run_dir, default=Path(run_dir))
+    handler = _attach_log(run_dir / "train.log")
     started = time.time()
     try:
         k = cfg.train.kfold
@@ -104,54 +107,83 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
         fold_cfg = cfg.model_copy(deep=True)
         fold_cfg.train.kfold = None
         resolved = cfg.model_copy(update={"task": task})
-        atomic_write(run_dir / CONFIG, to_yaml(resolved))
-        write_json(run_dir / RUN, {"status": "running", "kind": "kfold", "folds": k})
+        if main:
+            atomic_write(run_dir / CONFIG, to_yaml(resolved))
+            write_json(run_dir / RUN, {"status": "running", "kind": "kfold", "folds": k})
         log.info("%d-fold training on %d examples (%s)", k, len(train), task)
         oof = np.zeros((len(train), scheme.num_labels), dtype=np.float32)
         fold_of = np.full(len(train), -1)
         fold_metrics, members = [], []
         for i, (tr, ho) in enumerate(folds):
             fold_dir = run_dir / FOLDS_DIR / f"fold-{i}"
-            done = (fold_dir / RUN).is_file() and read_json(fold_dir / RUN).get("status") == "finished"
+            done, again = distributed.broadcast_object(_fold_state(fold_dir, resume) if main else None)
             if not done:
                 log.info("fold %d/%d: %d train / %d held out", i + 1, k, len(tr), len(ho))
-                again = resume and (fold_dir / "checkpoints").is_dir()
-                if resume and fold_dir.exists() and not again:  # stopped before its first checkpoint
+                if main and resume and fold_dir.exists() and not again:  # stopped before its first checkpoint
                     _move_aside(fold_dir)
                 train_run(fold_cfg, fold_dir, resume=again,
                           splits=(task, [train[j] for j in tr], [train[j] for j in ho], None), labels=scheme.labels)
-            bundle = load_bundle(fold_dir)
-            held_out = [train[j] for j in ho]
-            probs, _ = score(bundle.model, bundle.scheme, bundle.encoder, [ex.text for ex in held_out],
-                             bundle.max_length, _eval_batch(cfg))
-            oof[ho], fold_of[ho] = probs, i
-            fold_metrics.append({"fold": i, "n_train": len(tr), "n_held_out": len(ho),
-                                 **read_json(fold_dir / METRICS)["dev"]})
+            if main:
+                fold_metrics.append(_score_fold(cfg, fold_dir, i, tr, ho, train, oof, fold_of))
             members.append(f"{FOLDS_DIR}/fold-{i}")
-        if scheme.multi_label:
-            _tune_on_oof(cfg, scheme, train, oof)
-        write_json(run_dir / LABELS, scheme.to_dict())
-        write_json(run_dir / MODEL_JSON, {"name": "ensemble", "members": members, "fusion": "mean_logits",
-                                          "num_labels": scheme.num_labels,
-                                          "member_model": cfg.model.name})
-        metrics = {"kfold": k, "selection_metric": default_metric(cfg, scheme.multi_label), "folds": fold_metrics}
-        metrics["oof"] = _oof_outputs(run_dir, cfg, scheme, train, oof, fold_of)
-        ensemble = load_bundle(run_dir)
-        for split, examples in (("dev", dev), ("test", test)):
-            if examples:
-                metrics[split] = evaluate_examples(ensemble.model, ensemble.scheme, ensemble.encoder, examples,
-                                                   ensemble.max_length, _eval_batch(cfg), "cpu",
-                                                   run_dir / "reports", split, cfg.report.bad_cases,
-                                                   cfg.report.plots)
+        if not main:
+            return distributed.broadcast_object(None)
+        metrics = _ensemble_outputs(cfg, run_dir, scheme, train, dev, test, oof, fold_of, fold_metrics, members)
         metrics["train_seconds"] = round(time.time() - started, 2)
         write_json(run_dir / METRICS, metrics)
         write_json(run_dir / RUN, {"status": "finished", "kind": "kfold", "folds": k,
                                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
         _log_summary(metrics, scheme.multi_label)
-        return metrics
+        return distributed.broadcast_object(metrics)
     finally:
-        logging.getLogger("textsift").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("textsift").removeHandler(handler)
+            handler.close()
+
+
+def _fold_state(fold_dir: Path, resume: bool) -> tuple[bool, bool]:
+    """(the fold finished, the fold can resume from a checkpoint)."""
+    done = (fold_dir / RUN).is_file() and read_json(fold_dir / RUN).get("status") == "finished"
+    return done, resume and (fold_dir / "checkpoints").is_dir()
+
+
+def _score_fold(cfg: Config, fold_dir: Path, i: int, tr, ho, train, oof: np.ndarray, fold_of: np.ndarray) -> dict:
+    """Fold ``i``'s held-out probabilities into ``oof``; returns its dev metrics row."""
+    from textsift.engines.evaluation import score
+    from textsift.rundir import load_bundle
+
+    bundle = load_bundle(fold_dir)
+    held_out = [train[j] for j in ho]
+    probs, _ = score(bundle.model, bundle.scheme, bundle.encoder, [ex.text for ex in held_out],
+                     bundle.max_length, _eval_batch(cfg))
+    oof[ho], fold_of[ho] = probs, i
+    return {"fold": i, "n_train": len(tr), "n_held_out": len(ho), **read_json(fold_dir / METRICS)["dev"]}
+
+
+def _ensemble_outputs(cfg: Config, run_dir: Path, scheme, train, dev, test, oof, fold_of, fold_metrics,
+                      members) -> dict:
+    """Labels, the ensemble's model.json, OOF outputs and the ensemble's dev/test metrics."""
+    from textsift.engines.evaluation import evaluate_examples
+    from textsift.engines.train_run import default_metric
+    from textsift.rundir import load_bundle
+
+    k = cfg.train.kfold
+    if scheme.multi_label:
+        _tune_on_oof(cfg, scheme, train, oof)
+    write_json(run_dir / LABELS, scheme.to_dict())
+    write_json(run_dir / MODEL_JSON, {"name": "ensemble", "members": members, "fusion": "mean_logits",
+                                      "num_labels": scheme.num_labels,
+                                      "member_model": cfg.model.name})
+    metrics = {"kfold": k, "selection_metric": default_metric(cfg, scheme.multi_label), "folds": fold_metrics}
+    metrics["oof"] = _oof_outputs(run_dir, cfg, scheme, train, oof, fold_of)
+    ensemble = load_bundle(run_dir)
+    for split, examples in (("dev", dev), ("test", test)):
+        if examples:
+            metrics[split] = evaluate_examples(ensemble.model, ensemble.scheme, ensemble.encoder, examples,
+                                               ensemble.max_length, _eval_batch(cfg), "cpu",
+                                               run_dir / "reports", split, cfg.report.bad_cases,
+                                               cfg.report.plots)
+    return metrics
 
 
 def _eval_batch(cfg: Config) -> int:

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
 log = logging.getLogger("textsift")
 
 
-def progress(total: int, initial: int = 0, enabled: bool = True, desc: str = ""):
+def progress(total: int | None, initial: int = 0, enabled: bool = True, desc: str = "", unit: str = "it"):
+    """A tqdm bar on stderr (its rate shows ``unit``/s, e.g. texts/s)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, leave=False, dynamic_ncols=True,
-                file=sys.stderr)
+                file=sys.stderr, unit=unit, unit_scale=unit != "it")
 
 
 class _NullWriter:
@@ -53,3 +55,17 @@ def setup_console_logging(verbose: bool = True) -> None:
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+@contextmanager
+def keep_root_handlers():
+    """Undo root-logger handlers added inside the block. ONNX Runtime's quantizer calls ``logging.info``
+    on the root logger, which (root having no handler) installs a default one, and from then on every
+    textsift message would print twice: once by our console handler, once through propagation."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)

@@ -153,6 +153,7 @@ def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from textsift.engines.export import EXPORT_JSON, INPUTS, ONNX_FILE, ONNX_INT8_FILE
+    from textsift.engines.logging_utils import keep_root_handlers
     from textsift.engines.onnx_backend import OnnxModel
     from textsift.rundir import read_json, write_json
 
@@ -178,9 +179,10 @@ def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
         # Only the matrix products: quantizing everything also quantizes the attention-mask arithmetic
         # (its calibrated range is infinite: accuracy fell 16-19 points) and puts Q/DQ pairs around every
         # op (5x slower). uint8 activations with per-tensor scales is what ORT's CPU int8 GEMMs run fastest.
-        quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
-                        op_types_to_quantize=["MatMul", "Gemm"])
+        with keep_root_handlers():  # ORT logs to the root logger, which would install a root handler
+            quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
+                            op_types_to_quantize=["MatMul", "Gemm"])
     finally:
         root.setLevel(level)
         staged.unlink()

@@ -17,6 +17,7 @@ import torch
 from textsift import __version__
 from textsift.config.load import to_yaml
 from textsift.config.schema import Config
+from textsift.engines import distributed
 from textsift.errors import TextsiftError
 from textsift.registry import did_you_mean
 from textsift.rundir import (CONFIG, LABELS, METRICS, MODEL_FILE, MODEL_JSON, RUN, TOKENIZER, create_run_dir,
@@ -123,30 +124,59 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         return distill_run(cfg, run_dir, resume)
     with run_session(cfg, run_dir, resume) as (run_dir, started):
         run = _assemble(cfg, run_dir, resume, splits, labels)
-        _write_run_json(run_dir, "running", started)
+        main = distributed.is_main()
+        if main:
+            _write_run_json(run_dir, "running", started)
         _fit(run, resume)
-        metrics = _finish(run, started)
-        _write_run_json(run_dir, "finished", started)
-        return metrics
+        if main:  # reports, final weights and metrics.json: rank 0's alone, the others wait for them
+            metrics = _finish(run, started)
+            _write_run_json(run_dir, "finished", started)
+        return distributed.broadcast_object(metrics if main else None)
 
 
 @contextmanager
 def run_session(cfg: Config, run_dir, resume: bool):
     """A run's setup and teardown, shared by training and distillation: the (new or resumed) run
-    directory with its train.log attached, torch threads, seeds. Yields ``(run_dir, start time)``."""
-    from textsift.engines.logging_utils import attach_log_file
+    directory with its train.log attached, torch threads, seeds. Yields ``(run_dir, start time)``.
+
+    Under torchrun, joins the process group; only rank 0 creates the directory and writes the log."""
     from textsift.engines.trainer import seed_everything
 
-    run_dir = Path(run_dir) if resume else create_run_dir(run_dir)
-    handler = attach_log_file(run_dir / "train.log")
+    distributed.init(cfg.train.device)
+    run_dir = Path(run_dir) if resume else main_only(create_run_dir, run_dir, default=Path(run_dir))
+    handler = _attach_log(run_dir / "train.log")
+    if distributed.enabled():
+        log.info(distributed.describe())
     try:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
         yield run_dir, time.time()
     finally:
-        logging.getLogger("textsift").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("textsift").removeHandler(handler)
+            handler.close()
+
+
+def _attach_log(path: Path):
+    from textsift.engines.logging_utils import attach_log_file
+
+    return attach_log_file(path) if distributed.is_main() else None
+
+
+def main_only(fn, *args, default=None):
+    """``fn(*args)`` on rank 0 (``default`` on the others); an error there (e.g. an existing run
+    directory) is raised on every rank, so none is left waiting in a collective."""
+    result, error = default, None
+    if distributed.is_main():
+        try:
+            result = fn(*args)
+        except TextsiftError as e:
+            error = str(e)
+    error = distributed.broadcast_object(error)
+    if error:
+        raise TextsiftError(error)
+    return result
 
 
 def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None, extra_texts=(),
@@ -166,15 +196,25 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     from textsift.tricks import build_tricks
 
     device = resolve_device(cfg.train.device)
-    task, train, dev, test = splits if splits is not None else load_datasets(cfg)
-    scheme = LabelScheme.from_examples(task, train, cfg, labels)
+    streaming = cfg.data.streaming and splits is None
+    if streaming:  # the vocabulary, labels and task come from one pass over the file
+        if cfg.data.hierarchy:
+            raise TextsiftError("data.hierarchy: an edges file cannot be used with data.streaming yet (streamed "
+                                "examples are not closed under the file's ancestors); give the labels as paths "
+                                "(A/B) or set data.streaming: false")
+        task, train, dev, test, encoder = _streaming_datasets(cfg)
+        scheme = LabelScheme.from_examples(task, (), cfg, train.labels)
+    else:
+        task, train, dev, test = splits if splits is not None else load_datasets(cfg)
+        scheme = LabelScheme.from_examples(task, train, cfg, labels)
     metric = default_metric(cfg, scheme.multi_label)
     known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
     if metric not in known:
         raise TextsiftError(f"train.early_stopping.metric: '{metric}' is not a dev metric of a {task} task"
                             f"{did_you_mean(metric, known) or '.'} Known: {', '.join(known)}")
-    encoder = build_encoder(cfg, vocab_texts if vocab_texts is not None else
-                            [ex.text for ex in train] + list(extra_texts))
+    if not streaming:
+        encoder = build_encoder(cfg, vocab_texts if vocab_texts is not None else
+                                [ex.text for ex in train] + list(extra_texts))
     params = _model_params(cfg)
     if model_factory is not None:
         model = model_factory(encoder, scheme, params)
@@ -183,22 +223,30 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     model.check_max_length(cfg.train.max_length)
     extra = {}
     if params.get("vectors"):
-        extra["vectors_coverage"] = _load_vectors(model, encoder, params, [ex.text for ex in train])
+        extra["vectors_coverage"] = _load_vectors(model, encoder, params, [] if streaming else
+                                                  [ex.text for ex in train])
     if params.get("freeze_embeddings") and hasattr(model, "embedding"):
         model.embedding.weight.requires_grad_(False)
     model.amp_dtype = resolve_precision(cfg.train.precision, model, device)
     resolved = cfg.model_copy(update={"task": task})
-    if not resume:
+    if not resume and distributed.is_main():
         _write_static_files(run_dir, resolved, scheme, encoder, model, extra)
     log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters, "
              "precision %s", task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
              encoder.vocab_size, cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}",
              _precision_name(model.amp_dtype))
     max_len = cfg.train.max_length
-    train_ids = encoder.encode_batch([ex.text for ex in train] + list(extra_texts), max_len)
-    labelled = scheme.targets([ex.labels for ex in train])
-    # unlabelled extra texts get placeholder targets; only a distiller's soft targets train on them
-    train_targets = torch.cat([labelled, labelled.new_zeros((len(extra_texts),) + labelled.shape[1:])])
+    if streaming:  # encoded batch by batch while training; no label counts ('balanced' is rejected)
+        from textsift.engines.batching import StreamBatches
+
+        train_ids = StreamBatches(train, lambda texts: encoder.encode_batch(texts, max_len), scheme.targets,
+                                  cfg.train.batch_size)
+        labelled = train_targets = scheme.targets([])
+    else:
+        train_ids = encoder.encode_batch([ex.text for ex in train] + list(extra_texts), max_len)
+        labelled = scheme.targets([ex.labels for ex in train])
+        # unlabelled extra texts get placeholder targets; only a distiller's soft targets train on them
+        train_targets = torch.cat([labelled, labelled.new_zeros((len(extra_texts),) + labelled.shape[1:])])
     dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
     loss_fn = build_loss(cfg.loss.name or scheme.default_loss, cfg.loss.model_dump(exclude={"name"}),
                          scheme.num_labels, labelled)
@@ -223,6 +271,27 @@ def _attach_hierarchy(loss_fn, scheme, cfg: Config) -> None:
     loss_fn.set_hierarchy(scheme.descendants, scheme.parent_matrix)
 
 
+def _streaming_datasets(cfg: Config):
+    """``data.streaming``: the training stream, scanned once for its vocabulary, labels and task, and the
+    dev/test files in memory. Returns ``(task, train, dev, test, encoder)``."""
+    from textsift.data import check_known_labels, read_examples
+    from textsift.data.streaming import StreamingExamples
+    from textsift.tokenizers import build_encoder
+
+    train = StreamingExamples(cfg.data.train, cfg.data, cfg.train.seed, task=cfg.task)
+    texts = train.scan()
+    encoder = build_encoder(cfg, texts)
+    for _ in texts:  # a pretrained tokenizer reads no texts: finish the pass for the labels and count
+        pass
+    dev = read_examples(cfg.data.dev, cfg.data, task=train.task)
+    check_known_labels(dev, train.labels, "dev", cfg.data.dev)
+    test = None
+    if cfg.data.test:
+        test = read_examples(cfg.data.test, cfg.data, task=train.task)
+        check_known_labels(test, train.labels, "test", cfg.data.test)
+    return train.task, train, dev, test, encoder
+
+
 def _fit(run: _Run, resume: bool) -> None:
     """One-pass fit (e.g. liblinear) or the gradient loop; then multi-label thresholds on dev."""
     cfg, model, trainer = run.cfg, run.model, run.trainer
@@ -242,7 +311,7 @@ def _fit(run: _Run, resume: bool) -> None:
         trainer.fit(resume=resume)
         trainer.load_best()
     model.eval()
-    if run.scheme.multi_label:
+    if run.scheme.multi_label and distributed.is_main():  # only rank 0 goes on to the reports
         _tune_thresholds(run)
         write_json(run.run_dir / LABELS, run.scheme.to_dict())
 
@@ -305,7 +374,7 @@ def _load_vectors(model, encoder, params: dict, texts: list[str]) -> dict:
                             "transformer")
     counts = Counter(tok for text in texts for tok in encoder.tokenizer.tokenize(text))
     report = apply_vectors(embedding.weight, vocab, params["vectors"], params.get("vectors_format", "auto"),
-                           token_counts=counts)
+                           token_counts=counts or None)  # none when streaming
     log.info("vectors %s: %d of %d vocabulary tokens found (%.1f%%), %.1f%% of training tokens covered",
              params["vectors"], report["vocab_found"], report["vocab_size"], 100 * report["vocab_coverage"],
              100 * report.get("token_coverage", 0.0))

@@ -8,6 +8,11 @@ early-stop.
 Resume is exact: the epoch's example order depends only on (seed, epoch), and a checkpoint holds the
 model, optimizer, scheduler, every RNG state, the position inside the epoch, the best weights and the
 history; a resumed run therefore takes the same steps as one that was never interrupted.
+
+Under torchrun (see ``engines/distributed.py``) every rank builds the same global batches and trains on
+its slice of each; the gradient is averaged across ranks before every optimizer step, so N processes
+take the same steps as one process with the same ``train.batch_size``. Rank 0 alone evaluates, writes
+checkpoints and TensorBoard, and broadcasts the dev metrics so every rank stops at the same epoch.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ import torch
 from torch import nn
 
 from textsift.config.schema import TrainConfig
-from textsift.engines.batching import autocast, epoch_batches, pad_batch
+from textsift.engines import distributed
+from textsift.engines.batching import StreamBatches, autocast, epoch_batches, pad_batch
 from textsift.engines.checkpoint import CheckpointDir
 from textsift.errors import TextsiftError
 from textsift.tricks.base import Trick
@@ -118,8 +124,8 @@ class Trainer:
     Args:
         model: a ``TextModel``.
         loss_fn: ``(logits, targets) -> scalar``; owned by the label scheme's loss.
-        train_ids: encoded training texts (lists of token ids).
-        train_targets: tensor of targets, one row per training text.
+        train_ids: encoded training texts (lists of token ids), or ``StreamBatches`` (``data.streaming``).
+        train_targets: tensor of targets, one row per training text (None when streaming).
         cfg: the ``train`` config section.
         evaluate: ``model -> dict`` of dev metrics (called in eval mode after every epoch).
         metric: the dev metric to select the best epoch on (``*loss`` metrics are minimised).
@@ -141,13 +147,20 @@ class Trainer:
         owners = [t.name for t in self.tricks if t.owns_backward]
         if len(owners) > 1:
             raise TextsiftError(f"train.tricks: {owners[0]} and {owners[1]} both take over the backward pass; keep one")
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.device_for(resolve_device(cfg.device))
         self.model.to(self.device)
         self.loss_fn.to(self.device)
+        self.ddp = distributed.wrap(model, self.device)
+        # DDP's own gradient sync (overlapped with backward) needs one forward through the wrapper and one
+        # backward per step; tricks that do several (R-Drop, FGM/PGD/FreeLB/AWP) and distillers that
+        # override compute_loss run on the bare module and average gradients once before the step.
+        plain = all(type(t).compute_loss is Trick.compute_loss and not t.owns_backward for t in self.tricks)
+        self._ddp_forward = self.ddp is not None and plain and type(self).compute_loss is Trainer.compute_loss
         self.optimizers = build_optimizers(model, cfg)
         # fp16 autocast (CUDA only) needs loss scaling; bf16 has fp32's exponent range and does not.
         self.scaler = torch.amp.GradScaler("cuda") if getattr(model, "amp_dtype", None) == torch.float16 else None
-        self._lengths = [len(x) for x in train_ids]
+        self.stream = train_ids if isinstance(train_ids, StreamBatches) else None
+        self._lengths = None if self.stream else [len(x) for x in train_ids]
         self.bucket = cfg.bucket_by_length if cfg.bucket_by_length is not None else \
             bool(getattr(model, "pretrained_tokenizer", False))
         self.batches_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
@@ -157,6 +170,8 @@ class Trainer:
         self._dense = [p for p in model.parameters() if id(p) not in sparse_ids]
         for trick in self.tricks:
             trick.setup(model)
+            if self.ddp is not None:
+                trick.sync_grads = distributed.average_gradients
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints")
         # Progress through training; everything here goes into checkpoints.
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
@@ -176,17 +191,20 @@ class Trainer:
             loss = trick.compute_loss(self.model, batch, self.loss_fn)
             if loss is not None:
                 return loss
-        logits = self.model(batch["input_ids"], batch["mask"]).logits  # (batch, num_labels)
+        forward = self.ddp if self._ddp_forward else self.model
+        logits = forward(batch["input_ids"], batch["mask"]).logits  # (batch, num_labels)
         return self.loss_fn(logits.float(), batch["targets"])
 
-    def backward(self, batch: dict, loss: torch.Tensor) -> None:
+    def backward(self, batch: dict, loss: torch.Tensor, weight: float = 1.0) -> None:
+        """``weight``: this rank's share of the global batch under DDP (see ``distributed.rank_slice``)."""
         owner = next((t for t in self.tricks if t.owns_backward), None)
-        scaled = loss / self.cfg.grad_accum_steps
+        scaled = loss * (weight / self.cfg.grad_accum_steps)
         if self.scaler is not None:  # fp16: GradScaler.scale also sets up the scale that unscale_ needs
             scaled = self.scaler.scale(scaled)
         if owner is not None:
             # the owner scales its extra (e.g. adversarial) losses like the given one: accumulation and fp16
-            owner.loss_scale = (self.scaler.get_scale() if self.scaler is not None else 1.0) / self.cfg.grad_accum_steps
+            owner.loss_scale = (self.scaler.get_scale() if self.scaler is not None else 1.0) * weight \
+                / self.cfg.grad_accum_steps
             owner.backward(self.model, batch, scaled, self.loss_fn)
         else:
             scaled.backward()
@@ -201,22 +219,27 @@ class Trainer:
                 trick.before_training(self.model)
         from textsift.engines.logging_utils import open_tensorboard, progress
 
-        tb = open_tensorboard(self.run_dir, purge_step=self.step if resume else None, enabled=self.tensorboard)
+        main = distributed.is_main()
+        tb = open_tensorboard(self.run_dir, purge_step=self.step if resume else None,
+                              enabled=self.tensorboard and main)
         cfg = self.cfg
         while self.epoch < cfg.epochs and not self.finished:
-            batches = epoch_batches(self._lengths, cfg.batch_size, cfg.seed, self.epoch, self.bucket)
+            batches = self._epoch_batches()
             self.model.train()
             self.model.on_epoch_start(self.epoch)
-            bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch, enabled=cfg.progress,
+            bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch, enabled=cfg.progress and main,
                            desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
             started, seen = time.perf_counter(), 0
             while self.batch_in_epoch < self.batches_per_epoch:
-                b = self.batch_in_epoch
-                batch = self._batch(batches[b])
-                with autocast(self.model, self.device):
-                    loss = self.compute_loss(batch)
-                self.backward(batch, loss)
-                n = len(batch["targets"])
+                batch, weight = next(batches)
+                last = (self.batch_in_epoch + 1) % cfg.grad_accum_steps == 0 \
+                    or self.batch_in_epoch + 1 == self.batches_per_epoch
+                # accumulation micro-batches never sync; the last one does, inside DDP's backward
+                with distributed.maybe_no_sync(self.ddp, skip=not (last and self._ddp_forward)):
+                    with autocast(self.model, self.device):
+                        loss = self.compute_loss(batch)
+                    self.backward(batch, loss, weight)
+                n = len(batch["targets"]) if weight else 0
                 for name, value in self.loss_parts.items():
                     self._epoch_parts[name] = self._epoch_parts.get(name, 0.0) + value * n
                 self._epoch_loss += loss.item() * n
@@ -242,16 +265,46 @@ class Trainer:
         tb.close()
         return self.history
 
+    @staticmethod
+    def _rank_share(idx: np.ndarray) -> tuple[np.ndarray, float]:
+        """This rank's part of a global batch and its loss weight.
+
+        Why not ``DistributedSampler``: it deals whole examples to ranks before batching, so the length
+        buckets of ``epoch_batches`` and the global batch would differ from one process's; slicing each
+        identical, seeded global batch keeps N processes step-for-step equal to one. A rank whose slice
+        is empty (a last batch smaller than the world) runs one example with weight 0: every rank must
+        take part in each gradient all-reduce."""
+        part, weight = distributed.rank_slice(len(idx))
+        mine = idx[part]
+        return (mine, weight) if len(mine) else (idx[:1], 0.0)
+
+    def _epoch_batches(self):
+        """``(batch, loss weight)``: this rank's part of each remaining global batch of the epoch."""
+        if self.stream is not None:
+            for ids, targets in self.stream.epoch(self.epoch, skip=self.batch_in_epoch):
+                mine, weight = self._rank_share(np.arange(len(ids)))
+                yield self._tensors([ids[i] for i in mine], targets[torch.as_tensor(mine)]), weight
+            return
+        batches = epoch_batches(self._lengths, self.cfg.batch_size, self.cfg.seed, self.epoch, self.bucket)
+        for idx in batches[self.batch_in_epoch:]:
+            mine, weight = self._rank_share(idx)
+            yield self._batch(mine), weight
+
     def _batch(self, idx: np.ndarray) -> dict:
-        ids, mask = pad_batch([self.train_ids[i] for i in idx], self.pad_id, self.model.min_length())
-        return {"input_ids": ids.to(self.device), "mask": mask.to(self.device),
-                "targets": self.train_targets[torch.as_tensor(idx)].to(self.device)}
+        return self._tensors([self.train_ids[i] for i in idx], self.train_targets[torch.as_tensor(idx)])
+
+    def _tensors(self, ids: list, targets: torch.Tensor) -> dict:
+        ids, mask = pad_batch(ids, self.pad_id, self.model.min_length())
+        return {"input_ids": ids.to(self.device), "mask": mask.to(self.device), "targets": targets.to(self.device)}
 
     @property
     def lr(self) -> float:
         return self.schedulers[0].get_last_lr()[0]
 
     def _optimizer_step(self) -> None:
+        if self.ddp is not None and not self._ddp_forward:
+            # every optimizer's parameters: a distiller's projections live outside the model
+            distributed.average_gradients([p for o in self.optimizers for g in o.param_groups for p in g["params"]])
         if self.scaler is not None:
             for optimizer in self.optimizers:
                 self.scaler.unscale_(optimizer)
@@ -273,13 +326,15 @@ class Trainer:
     def _end_epoch(self, tb) -> None:
         for trick in self.tricks:
             trick.swap_in(self.model)
-        dev = self.evaluate_fn(self.model)
+        # rank 0 evaluates; every rank gets its metrics, so all take the same best/early-stopping decisions
+        dev = distributed.broadcast_object(self.evaluate_fn(self.model) if distributed.is_main() else None)
         self.model.train()
+        total_loss, examples, parts = self._global_epoch_totals()
         row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.lr,
-               "train_loss": self._epoch_loss / max(1, self._epoch_examples),
-               **{f"train_{k}": v / max(1, self._epoch_examples) for k, v in self._epoch_parts.items()},
+               "train_loss": total_loss / max(1, examples),
+               **{f"train_{k}": v / max(1, examples) for k, v in parts.items()},
                # the training loop's own time and examples (no dev evaluation): throughput = ratio
-               "train_seconds": round(self._epoch_seconds, 3), "train_examples": self._epoch_examples,
+               "train_seconds": round(self._epoch_seconds, 3), "train_examples": examples,
                **{f"dev_{k}": v for k, v in dev.items() if isinstance(v, (int, float))}}
         self.history.append(row)
         for key, value in row.items():
@@ -293,7 +348,7 @@ class Trainer:
         if improved:
             self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            if self.on_best:
+            if self.on_best and distributed.is_main():
                 self.on_best(self.model)
         else:
             self.bad_epochs += 1
@@ -324,15 +379,33 @@ class Trainer:
             "history": self.history, "best_state": self.best_state or {},
         }
 
+    def _global_epoch_totals(self) -> tuple[float, int, dict]:
+        """The epoch's loss sum, example count and loss parts so far, summed over ranks."""
+        if not distributed.enabled():
+            return self._epoch_loss, self._epoch_examples, dict(self._epoch_parts)
+        names = sorted(self._epoch_parts)
+        values = torch.tensor([self._epoch_loss, self._epoch_examples] + [self._epoch_parts[k] for k in names],
+                              dtype=torch.float64)
+        values = distributed.all_reduce(values).tolist()
+        return values[0], int(values[1]), dict(zip(names, values[2:]))
+
     def _checkpoint(self) -> None:
-        self.checkpoints.save(self.state_dict(), self.step)
+        state = self.state_dict()
+        if distributed.enabled():  # rank 0 saves the whole world's running totals
+            loss, examples, parts = self._global_epoch_totals()
+            state["progress"].update(epoch_loss=loss, epoch_examples=examples, epoch_parts=parts)
+        if distributed.is_main():
+            self.checkpoints.save(state, self.step)
 
     def _restore(self) -> None:
-        state = self.checkpoints.load_latest()
+        # rank 0 reads the checkpoint and sends it to the others (their disks need not hold the run)
+        state = distributed.broadcast_object(self.checkpoints.load_latest() if distributed.is_main() else None)
         if state is None:
             raise TextsiftError(f"--resume: no checkpoint in {self.checkpoints.root}; the run was stopped before "
                                 "its first checkpoint. Start it again without --resume (in a new run directory)")
         self.load_state(state)
+        if not distributed.is_main():  # the saved running totals are the world's; rank 0 carries them
+            self._epoch_loss, self._epoch_examples, self._epoch_parts = 0.0, 0, {}
         log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch, self.step)
 
     def load_state(self, state: dict) -> None:

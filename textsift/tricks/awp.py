@@ -64,6 +64,7 @@ class AWP(Trick):
         params = trainable(model)
         earlier = take_grads(params)
         loss.backward()
+        self.sync_grads([w for _, w in self.targets])
         backups = [self._perturb(w) for _, w in self.targets if w.requires_grad and w.grad is not None]
         take_grads(params)  # the step uses the gradient at the perturbed weights only
         try:

@@ -29,6 +29,11 @@ class Trick:
     # weigh like the given one. The trainer sets it before calling ``backward``; 1.0 otherwise.
     loss_scale = 1.0
 
+    def sync_grads(self, params) -> None:
+        """Make ``params``' gradients the whole global batch's before a trick reads them (an adversarial
+        direction must follow the same gradient as in one process). Under DDP the trainer replaces this
+        with an average over the processes; alone it does nothing."""
+
     def __init__(self, params=None):
         self.params = params
 

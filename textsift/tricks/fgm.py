@@ -44,6 +44,7 @@ class FGM(Trick):
         w = self.weight
         earlier = take_grads([w])
         loss.backward()
+        self.sync_grads([w])
         backup = RowBackup(w)
         if w.grad is not None:
             rows, g = grad_rows(w.grad)

@@ -50,6 +50,7 @@ class PGD(Trick):
         params = trainable(model)
         earlier = take_grads(params)  # earlier micro-batches of a gradient accumulation
         loss.backward()
+        self.sync_grads([w])
         grad = w.grad
         clean = take_grads(params)
         backup = RowBackup(w)
@@ -67,6 +68,7 @@ class PGD(Trick):
                     put_grads(params, clean)
                 adversarial_backward(model, batch, loss_fn, self.loss_scale)
                 if t < steps - 1:
+                    self.sync_grads([w])
                     grad = w.grad
                     take_grads(params)  # only needed for the next direction
         finally:
