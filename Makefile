@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-pipeline bench-distributed assets browser clean
+.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-pipeline bench-distributed bench-hierarchy assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -72,6 +72,10 @@ bench-pipeline: assets
 bench-distributed: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/distributed.py
+
+# Hierarchical classification: flat vs max_constraint vs conditional (duee_event_hier TextCNN, goemotions_hier MiniLM-L6)
+bench-hierarchy: assets
+	$(BIN)/python benchmarks/hierarchy.py
 
 # Debian's Chromium and ChromeDriver, for the test that drives the service's page in a real browser
 # (without them that test skips, unless TEXTSIFT_REQUIRE_BROWSER=1, as in CI).

@@ -274,7 +274,7 @@ def _check_files(data: dict) -> list[str]:
     problems = []
     if data.get("train") is None:
         problems.append("data.train: required for training, but missing; set it to a .jsonl/.csv/.tsv file")
-    for split in ("train", "dev", "test"):
+    for split in ("train", "dev", "test", "hierarchy"):
         path = data.get(split)
         if isinstance(path, str) and not Path(path).is_file():
             problems.append(f"data.{split}: file not found: {path} (relative paths are read from {Path.cwd()})")

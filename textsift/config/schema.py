@@ -28,6 +28,8 @@ class DataConfig(Section):
     label_field: Optional[str] = Field(None, description="Label field; auto = `label`, else `labels`.")
     label_delimiter: str = Field(",", description="Splits a string label into several (multi-label only).")
     hierarchy_separator: str = Field("/", description="Separator of hierarchical label paths (`A/B/C`).")
+    hierarchy: Optional[str] = Field(None, description="task hierarchical: an edges file, one `parent<TAB>child` per "
+                                     "line (trees and DAGs); default: the hierarchy implied by the label paths.")
     empty_text: Literal["error", "skip"] = Field("error", description="What to do with empty texts.")
     dev_size: float = Field(0.1, gt=0, lt=1, description="Fraction of train held out when there is no dev file.")
     limit: Optional[int] = Field(None, gt=0, description="Use only the first N training examples (quick runs).")
@@ -220,6 +222,18 @@ class DistillConfig(Section):
         return self
 
 
+class HierarchyConfig(Section):
+    """How ``task: hierarchical`` scores and decodes (see Hierarchical classification)."""
+
+    method: Literal["flat", "max_constraint", "conditional"] = Field(
+        "flat", description="flat = BCE over every node; max_constraint = C-HMCNN (a node's probability is the "
+                            "max over its descendants', trained with MCLoss); conditional = each node's sigmoid "
+                            "given its parents, trained where the parents are gold, chained into probabilities.")
+    decoding: Literal["top_down", "threshold_closure"] = Field(
+        "top_down", description="top_down = a node is predicted only if its parents are; threshold_closure = "
+                                "threshold, then add every ancestor. Outputs are always ancestor-closed.")
+
+
 class Config(Section):
     task: Optional[Literal["single_label", "multi_label", "hierarchical"]] = Field(
         None, description="Inferred from the training labels when absent.")
@@ -230,6 +244,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    hierarchy: HierarchyConfig = Field(default_factory=HierarchyConfig)
     distill: Optional[DistillConfig] = Field(None, description="Knowledge distillation from teacher runs "
                                              "(`textsift distill`); see Distillation.")
 
@@ -237,6 +252,19 @@ class Config(Section):
     @classmethod
     def _task_alias(cls, v):
         return {"single": "single_label", "multi": "multi_label", "multilabel": "multi_label"}.get(v, v)
+
+    @model_validator(mode="after")
+    def _hierarchy_needs_hierarchical(self):
+        # values, not fields set: a resolved config.yaml writes every default out
+        defaults = HierarchyConfig()
+        changed = [f"hierarchy.{k}" for k in HierarchyConfig.model_fields
+                   if getattr(self.hierarchy, k) != getattr(defaults, k)] + \
+                  (["data.hierarchy"] if self.data.hierarchy else []) + \
+                  (["loss.name: mcloss"] if self.loss.name == "mcloss" else [])
+        if self.task in ("single_label", "multi_label") and changed:
+            raise ValueError(f"{', '.join(changed)} only apply to task: hierarchical, but task is {self.task}; "
+                             "set task: hierarchical or remove them")
+        return self
 
 
 def calibration_task_error(task: str) -> str:

@@ -1,8 +1,9 @@
 """Label schemes: how gold labels become targets, and how logits become probabilities and decisions.
 
 The scheme (not the model) owns the loss choice and the decoding: single-label uses softmax + argmax,
-multi-label (and, for now, hierarchical, as a flat multi-label problem over label paths) uses sigmoid +
-per-label thresholds tuned on dev. A single-label scheme's softmax can carry a calibration temperature.
+multi-label uses sigmoid + per-label thresholds tuned on dev; hierarchical (``data/hier_scheme.py``) is
+multi-label over the nodes of a label hierarchy, with hierarchy-aware scoring and consistent decoding.
+A single-label scheme's softmax can carry a calibration temperature.
 """
 from __future__ import annotations
 
@@ -29,14 +30,32 @@ class LabelScheme:
         return len(self.labels)
 
     @staticmethod
-    def create(task: str, labels: Sequence[str], thresholds=None) -> "LabelScheme":
+    def create(task: str, labels: Sequence[str], thresholds=None, hierarchy=None, method: str = "flat",
+               decoding: str = "top_down") -> "LabelScheme":
+        """A scheme for ``task``; ``hierarchical`` takes a ``Hierarchy`` (default: the labels' paths) and
+        the ``hierarchy.method`` / ``hierarchy.decoding`` settings."""
+        if task == "hierarchical":
+            from textsift.data.hier_scheme import HierarchicalScheme
+            from textsift.data.hierarchy import Hierarchy
+
+            return HierarchicalScheme(labels, hierarchy or Hierarchy.from_paths(labels), method, decoding, thresholds)
         cls = SingleLabelScheme if task == "single_label" else MultiLabelScheme
         return cls(task, labels, thresholds)
 
     @staticmethod
-    def from_examples(task: str, examples) -> "LabelScheme":
-        """Labels sorted by name, so the same data always gives the same label order."""
-        labels = sorted({label for ex in examples for label in ex.labels})
+    def from_examples(task: str, examples, cfg=None, labels: Sequence[str] | None = None) -> "LabelScheme":
+        """Labels sorted by name, so the same data always gives the same label order (or ``labels``, a
+        fixed order). ``cfg`` (the run's ``Config``) gives a hierarchical task its hierarchy and settings."""
+        if labels is None:
+            labels = sorted({label for ex in examples for label in ex.labels})
+        if task == "hierarchical" and cfg is not None:
+            from textsift.data.hier_scheme import build_hierarchy
+
+            hierarchy = build_hierarchy(cfg.data, labels)  # from the label order given, e.g. a K-fold's
+            if cfg.data.hierarchy:  # every node of the edges file, even one without training examples
+                labels = sorted(set(labels) | set(hierarchy.nodes))
+            return LabelScheme.create(task, labels, hierarchy=hierarchy, method=cfg.hierarchy.method,
+                                      decoding=cfg.hierarchy.decoding)
         return LabelScheme.create(task, labels)
 
     def to_dict(self) -> dict:
@@ -44,7 +63,13 @@ class LabelScheme:
 
     @staticmethod
     def from_dict(d: dict) -> "LabelScheme":
-        return LabelScheme.create(d["task"], d["labels"], d.get("thresholds"))
+        hierarchy = None
+        if d.get("hierarchy"):
+            from textsift.data.hierarchy import Hierarchy
+
+            hierarchy = Hierarchy.from_dict(d["hierarchy"])
+        return LabelScheme.create(d["task"], d["labels"], d.get("thresholds"), hierarchy,
+                                  d.get("method", "flat"), d.get("decoding", "top_down"))
 
     # Implemented by subclasses -------------------------------------------------------------------
     def targets(self, label_lists: Sequence[Sequence[str]]) -> torch.Tensor:

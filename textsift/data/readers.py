@@ -248,7 +248,7 @@ def parse_labels(raw: Any, task: str, cfg: DataConfig, where: tuple[str, int], *
         if not out and required:
             raise DataError(f"expected a label, found {'null' if raw is None else repr(raw)} (an empty label); "
                             "fill in the label or remove this record", *where)
-    elif task == "hierarchical":
+    elif task == "hierarchical" and not cfg.hierarchy:  # with an edges file, the file defines the ancestors
         out = with_ancestors(out, cfg.hierarchy_separator, where)
     return out
 

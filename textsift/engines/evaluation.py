@@ -60,8 +60,15 @@ def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_s
     from textsift.reporting.reports import write_split_reports
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    return write_split_reports(report_dir, split, texts, gold, pred, probs, scheme.labels,
-                               scheme.multi_label, bad_cases, plots)
+    metrics = write_split_reports(report_dir, split, texts, gold, pred, probs, scheme.labels,
+                                  scheme.multi_label, bad_cases, plots)
+    if scheme.task == "hierarchical":  # per-level reports, hP/hR/hF and consistency: part of every run
+        from textsift.reporting.hierarchy import key_numbers, write_hierarchy_reports
+
+        summary = write_hierarchy_reports(report_dir, split, texts, gold, pred, scheme.raw_decide(probs), probs,
+                                          scheme, bad_cases)
+        metrics.update(key_numbers(summary))
+    return metrics
 
 
 def evaluate_config_splits(model, scheme, encoder, config, max_length: int, report_dir: Path | None = None,

@@ -105,7 +105,7 @@ def kfold_run(cfg: Config, run_dir: Path | str, resume: bool = False) -> dict:
     try:
         k = cfg.train.kfold
         task, train, dev, test = load_datasets(cfg, split_dev=False)
-        scheme = LabelScheme.from_examples(task, train)
+        scheme = LabelScheme.from_examples(task, train, cfg)
         calibration_enabled(cfg, scheme)  # an explicit method that does not fit the task fails before training
         folds = fold_indices(train, k, cfg.train.seed, scheme.multi_label)
         fold_cfg = cfg.model_copy(deep=True)

@@ -34,7 +34,8 @@ def load_datasets(cfg: Config, split_dev: bool = True):
     False: dev is then None), check labels."""
     from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
 
-    train, task = load_split(cfg.data.train, cfg.data, task=cfg.task, limit=cfg.data.limit)
+    task = cfg.task or ("hierarchical" if cfg.data.hierarchy else None)  # an edges file means a hierarchy
+    train, task = load_split(cfg.data.train, cfg.data, task=task, limit=cfg.data.limit)
     check_train_labels(train, cfg.data.train)
     if cfg.data.dev:
         dev = read_examples(cfg.data.dev, cfg.data, task=task)
@@ -51,7 +52,20 @@ def load_datasets(cfg: Config, split_dev: bool = True):
     if cfg.data.test:
         test = read_examples(cfg.data.test, cfg.data, task=task)
         check_known_labels(test, known, "test", cfg.data.test)
+    if task == "hierarchical" and cfg.data.hierarchy:
+        _apply_edges_file(cfg, {"train": train, "dev": dev or [], "test": test or []})
     return task, train, dev, test
+
+
+def _apply_edges_file(cfg: Config, splits: dict) -> None:
+    """An edges file defines the hierarchy: every label must be one of its nodes; ancestors are added."""
+    from textsift.data.hierarchy import Hierarchy
+
+    hierarchy = Hierarchy.from_edges_file(cfg.data.hierarchy)
+    for split, examples in splits.items():
+        hierarchy.check_examples(examples, split)
+        for ex in examples:
+            ex.labels = hierarchy.close(ex.labels)
 
 
 def default_metric(cfg: Config, multi_label: bool) -> str:
@@ -185,11 +199,15 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     device = resolve_device(cfg.train.device)
     streaming = cfg.data.streaming and splits is None
     if streaming:  # the vocabulary, labels and task come from one pass over the file
+        if cfg.data.hierarchy:
+            raise TextsiftError("data.hierarchy: an edges file cannot be used with data.streaming yet (streamed "
+                                "examples are not closed under the file's ancestors); give the labels as paths "
+                                "(A/B) or set data.streaming: false")
         task, train, dev, test, encoder = _streaming_datasets(cfg)
-        scheme = LabelScheme.create(task, train.labels)
+        scheme = LabelScheme.from_examples(task, (), cfg, train.labels)
     else:
         task, train, dev, test = splits if splits is not None else load_datasets(cfg)
-        scheme = LabelScheme.create(task, labels) if labels is not None else LabelScheme.from_examples(task, train)
+        scheme = LabelScheme.from_examples(task, train, cfg, labels)
     calibration_enabled(cfg, scheme)  # an explicit method that does not fit the task fails before training
     metric = default_metric(cfg, scheme.multi_label)
     known = MULTI_LABEL_METRICS if scheme.multi_label else SINGLE_LABEL_METRICS
@@ -234,6 +252,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     dev_data = (encoder.encode_batch([ex.text for ex in dev], max_len), scheme.targets([ex.labels for ex in dev]))
     loss_fn = build_loss(cfg.loss.name or scheme.default_loss, cfg.loss.model_dump(exclude={"name"}),
                          scheme.num_labels, labelled)
+    _attach_hierarchy(loss_fn, scheme, cfg)
     run = _Run(resolved, run_dir, task, train, dev, test, scheme, encoder, model, None, train_ids, train_targets,
                dev_data, metric)
     run.trainer = (trainer_factory or Trainer)(
@@ -241,6 +260,17 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
         on_best=lambda m: _save_weights(m, run_dir), tricks=build_tricks(cfg.train.tricks),
         tensorboard=cfg.report.tensorboard)
     return run
+
+
+def _attach_hierarchy(loss_fn, scheme, cfg: Config) -> None:
+    """A hierarchy-aware loss (``mcloss``, ``conditional_bce``) needs the label hierarchy, which only the
+    scheme knows."""
+    if not hasattr(loss_fn, "set_hierarchy"):
+        return
+    if getattr(scheme, "descendants", None) is None:
+        raise TextsiftError(f"loss.name: '{cfg.loss.name}' needs a label hierarchy; use it with task: hierarchical "
+                            "or choose another loss")
+    loss_fn.set_hierarchy(scheme.descendants, scheme.parent_matrix)
 
 
 def _streaming_datasets(cfg: Config):
