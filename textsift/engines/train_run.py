@@ -48,13 +48,19 @@ def load_datasets(cfg: Config, split_dev: bool = True):
     known = sorted({label for ex in train for label in ex.labels})
     if dev is not None:
         check_known_labels(dev, known, "dev", cfg.data.dev or cfg.data.train)
-    test = None
-    if cfg.data.test:
-        test = read_examples(cfg.data.test, cfg.data, task=task)
-        check_known_labels(test, known, "test", cfg.data.test)
+    test = _read_checked(cfg, cfg.data.test, task, known, "test") if cfg.data.test else None
     if task == "hierarchical" and cfg.data.hierarchy:
         _apply_edges_file(cfg, {"train": train, "dev": dev or [], "test": test or []})
     return task, train, dev, test
+
+
+def _read_checked(cfg: Config, path: str, task: str, known, split: str) -> list:
+    """A dev or test file read in memory, every label checked against the training labels ``known``."""
+    from textsift.data import check_known_labels, read_examples
+
+    examples = read_examples(path, cfg.data, task=task)
+    check_known_labels(examples, known, split, path)
+    return examples
 
 
 def _apply_edges_file(cfg: Config, splits: dict) -> None:
@@ -276,7 +282,6 @@ def _attach_hierarchy(loss_fn, scheme, cfg: Config) -> None:
 def _streaming_datasets(cfg: Config):
     """``data.streaming``: the training stream, scanned once for its vocabulary, labels and task, and the
     dev/test files in memory. Returns ``(task, train, dev, test, encoder)``."""
-    from textsift.data import check_known_labels, read_examples
     from textsift.data.streaming import StreamingExamples
     from textsift.tokenizers import build_encoder
 
@@ -285,12 +290,8 @@ def _streaming_datasets(cfg: Config):
     encoder = build_encoder(cfg, texts)
     for _ in texts:  # a pretrained tokenizer reads no texts: finish the pass for the labels and count
         pass
-    dev = read_examples(cfg.data.dev, cfg.data, task=train.task)
-    check_known_labels(dev, train.labels, "dev", cfg.data.dev)
-    test = None
-    if cfg.data.test:
-        test = read_examples(cfg.data.test, cfg.data, task=train.task)
-        check_known_labels(test, train.labels, "test", cfg.data.test)
+    dev = _read_checked(cfg, cfg.data.dev, train.task, train.labels, "dev")
+    test = _read_checked(cfg, cfg.data.test, train.task, train.labels, "test") if cfg.data.test else None
     return train.task, train, dev, test, encoder
 
 
