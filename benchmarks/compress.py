@@ -23,6 +23,7 @@ models; the best pass of each counts (the 2 cores are shared).
 
     .venv/bin/python benchmarks/compress.py                                  # full run
     .venv/bin/python benchmarks/compress.py --datasets clinc150 --retrain-epochs 2
+    .venv/bin/python benchmarks/compress.py --reuse   # re-measure; only changed steps are made again
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compress.py --datasets sst2_sentence \
         --limit 300 --retrain-epochs 1 --threads 1 --out /tmp/compress-smoke.md   # smoke (~12 min niced)
 
@@ -103,15 +104,37 @@ def calibration_file(train: Path, dst: Path, n: int = 256) -> Path:
 
 
 # ---------------------------------------------------------------- child processes
-def textsift(what: str, args: list[str], env: dict, timeout: float) -> dict:
-    """One ``textsift`` command in a child; ``{"command", "wall_s", "na"}`` (na = why it failed)."""
-    log(f"{what} ...")
+STAMP = ".bench-step.json"
+
+
+def textsift(what: str, args: list[str], env: dict, timeout: float, out: Path | None = None,
+             reuse: bool = False, source: Path | None = None) -> dict:
+    """One ``textsift`` command in a child; ``{"command", "wall_s", "na"}`` (na = why it failed).
+
+    With ``out`` (the folder the command makes), a successful step leaves a stamp there holding its
+    command and the size and time of ``source``'s weights; ``reuse`` then skips a step whose folder holds the
+    stamp of the same command made from the same weights (``--reuse``)."""
     cmd = [str(find_cli()), *args]
+    command = " ".join(shlex.quote(c) for c in cmd)
+    stamp = out / STAMP if out is not None else None
+    weights = source / "model.safetensors" if source is not None else None
+    made_from = [weights.stat().st_size, weights.stat().st_mtime_ns] if weights and weights.is_file() else None
+    if reuse and stamp is not None and stamp.is_file():
+        done = json.loads(stamp.read_text(encoding="utf-8"))
+        if done.get("command") == command and done.get("made_from") == made_from:
+            log(f"{what}: reused {out} (same command, --reuse)")
+            return {**done, "reused": True}
+    log(f"{what} ...")
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
     res = run_child(cmd, cwd=REPO_ROOT, env=env, timeout_s=timeout)
     na = (f"timed out after {timeout:.0f} s" if res.timed_out else
           None if res.returncode == 0 else f"textsift {args[0]} exited {res.returncode}: {res.error_tail(2)}")
     log(f"{what}: " + (f"n/a: {na}" if na else f"done in {res.wall_s:.0f} s"))
-    return {"command": " ".join(shlex.quote(c) for c in cmd), "wall_s": round(res.wall_s, 1), "na": na}
+    record = {"command": command, "wall_s": round(res.wall_s, 1), "na": na}
+    if stamp is not None and na is None and out.is_dir():
+        stamp.write_text(json.dumps({**record, "made_from": made_from}), encoding="utf-8")
+    return record
 
 
 def expected_config(ds: str, train_file: Path | None) -> dict:
@@ -166,19 +189,22 @@ def teacher(ds: str, tag: str, train_file: Path | None, args, env: dict) -> dict
 def build(ds: str, teacher_dir: str, work: Path, cal: Path, args, env: dict) -> dict:
     """The export folders of every row: {folder name: step record}."""
     steps = {"onnx-full": textsift(f"{ds}: export fp32 + int8 dynamic", ["export", teacher_dir, "--out",
-                                   str(work / "onnx-full"), "--int8"], env, args.timeout),
+                                   str(work / "onnx-full"), "--int8"], env, args.timeout, work / "onnx-full",
+                                   args.reuse, Path(teacher_dir)),
              "onnx-static": textsift(f"{ds}: int8 static", ["quantize", teacher_dir, "--run-dir",
                                      str(work / "onnx-static"), "--method", "onnx-static", "--calibration", str(cal)],
-                                     env, args.timeout)}
+                                     env, args.timeout, work / "onnx-static", args.reuse, Path(teacher_dir))}
     # teacher logits go to the git-ignored cache, not ~/.cache
     sets = [f"distill.cache_dir={CACHE / 'teacher_logits'}", *args.prune_set]
     steps["pruned"] = textsift(f"{ds}: prune to width {WIDTH}, re-train {args.retrain_epochs} epoch(s)",
                                ["prune", teacher_dir, "--run-dir", str(work / "pruned"), "--width", str(WIDTH),
                                 "--retrain-epochs", str(args.retrain_epochs),
-                                *[x for s in sets for x in ("--set", s)]], env, args.timeout)
+                                *[x for s in sets for x in ("--set", s)]], env, args.timeout, work / "pruned",
+                               args.reuse, Path(teacher_dir))
     steps["onnx-pruned"] = {"na": "pruning failed"} if steps["pruned"]["na"] else textsift(
         f"{ds}: export the pruned run", ["export", str(work / "pruned"), "--out", str(work / "onnx-pruned"),
-                                         "--int8"], env, args.timeout)
+                                         "--int8"], env, args.timeout, work / "onnx-pruned",
+        args.reuse, work / "pruned")
     return steps
 
 
@@ -327,6 +353,9 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=3, help="round-robin timing passes; the best counts (default 3)")
     p.add_argument("--b1-texts", type=int, default=1000, help="test texts timed at batch 1 (default 1000)")
     p.add_argument("--retrain", action="store_true", help="train the teachers again instead of reusing a cache")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep exports, quantized and pruned runs that an earlier run finished with the same command "
+                        "(and re-measure them); without it every step is made afresh")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
     p.add_argument("--assets-dir", type=Path, default=None, help="default: $TEXTSIFT_ASSETS, else "
                    "~/.cache/textsift-assets (needs minilm-l6)")
@@ -338,8 +367,9 @@ def parse_args(argv):
 def run_dataset(ds: str, args, data_dir: Path, env: dict) -> tuple[list[dict], dict]:
     tag = ds + (f"-limit{args.limit}" if args.limit else "")
     work = CACHE / "runs" / tag
-    shutil.rmtree(work, ignore_errors=True)   # pruned runs and exports are always made afresh
-    work.mkdir(parents=True)
+    if not args.reuse:   # pruned runs and exports made afresh, unless --reuse keeps finished identical steps
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     train = data_dir / ds / "train.jsonl"
     train_file = limited(train, CACHE / "data" / f"{tag}.jsonl", args.limit) if args.limit else None
     cal = calibration_file(train_file or train, work / "calibration.jsonl")
@@ -374,7 +404,8 @@ def write_report(args, started, datasets: list[str], rows: list[dict], infos: di
              "one test text is 0.055 pt of sst2_sentence (1,821) and 0.018 pt of clinc150 (5,500)"]
     if args.limit:
         notes.append(f"SMOKE RUN (--limit {args.limit}): not a measurement")
-    ran = [f"- {ds} / {name}: `{s['command']}` ({s['wall_s']:.0f} s)" for ds, info in infos.items()
+    ran = [f"- {ds} / {name}: `{s['command']}` ({s['wall_s']:.0f} s{', reused' if s.get('reused') else ''})"
+           for ds, info in infos.items()
            for name, s in [("teacher", info["teacher"]), *info.get("steps", {}).items()] if s.get("command")]
     ran += [f"- {ds} / teacher: reused {info['teacher']['run_dir']}" for ds, info in infos.items()
             if info["teacher"].get("cached")]
