@@ -95,10 +95,45 @@ def test_pretrained_encoders_export(family, chunked, data, tmp_path):
     assert manifest["fixed_length"] == (24 if chunked else None)
     assert manifest["int8_parity"]["texts"] == manifest["parity"]["texts"]
     _same_predictions(run, tmp_path / "onnx")
+    if family != "xlnet" and not chunked:   # BERT-family: one fused Attention node per layer, int8 QAttention
+        import onnx
+
+        layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+        assert manifest["fusion"]["fused"] and manifest["fusion"]["ops"]["Attention"] == layers
+        ops = [n.op_type for n in onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph.node]
+        assert ops.count("QAttention") == layers and "Attention" not in ops
+    elif family == "xlnet":
+        assert "fusion" not in manifest
     # the export reloads without the source model folder (tokenizer and config travel with it)
     import shutil
     shutil.rmtree(folder)
     _same_predictions(run, tmp_path / "onnx")
+
+
+def test_no_fuse_and_uneven_pruned_heads_keep_the_plain_graph(data, tmp_path):
+    import onnx
+
+    from textsift.engines.export import _fuse_transformer, export_run
+    from textsift.engines.prune import prune_run
+
+    texts = [json.loads(line)["text"] for line in open(data["train"], encoding="utf-8")]
+    run = _train(tmp_path, data, "hf", pretrained=str(make_tiny_model("bert", tmp_path / "bert", texts)))
+    manifest = export_run(run, tmp_path / "plain", fuse=False)
+    assert "fusion" not in manifest
+    assert "Attention" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
+    _same_predictions(run, tmp_path / "plain")
+    # layers pruned to different head counts: one Attention shape per graph cannot describe them
+    from textsift.engines.export import LogitsOnly
+    from textsift.rundir import load_bundle
+
+    prune_run(run, tmp_path / "uneven", heads=1)
+    model = load_bundle(tmp_path / "uneven").model
+    assert model.params.structure["heads"] == [1, 1]
+    model.params.structure["heads"] = [1, 2]
+    assert _fuse_transformer(LogitsOnly(model), tmp_path / "x.onnx", [], None, 1e-4) == {
+        "fused": False, "reason": "pruned layers keep different numbers of attention heads"}
+    manifest = export_run(tmp_path / "uneven", tmp_path / "pruned")   # even heads: fused, parity-checked
+    assert manifest["fusion"]["fused"] and manifest["parity"]["max_abs_diff"] <= 1e-4
 
 
 def test_torchscript_export_matches(data, tmp_path):

@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
                    help="largest |logit difference| to PyTorch the parity check accepts (default 1e-4)")
     p.add_argument("--exporter", default="auto", choices=EXPORTERS,
                    help="torch.onnx exporter: auto tries the TorchScript-based one, then dynamo")
+    p.add_argument("--no-fuse", action="store_true",
+                   help="keep the plain ONNX graph: no ONNX Runtime transformer fusion (Attention, "
+                        "SkipLayerNormalization...) for BERT-family encoders; portable to other ONNX runtimes")
     p.add_argument("--name", default="textsift", help="model name in a Triton repository (--format triton)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (only after success)")
 
@@ -29,7 +32,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from textsift.engines.export import export_run
     m = export_run(args.run_dir, args.out, args.format, args.opset, args.int8, args.tolerance, args.overwrite,
-                   args.name, args.exporter)
+                   args.name, args.exporter, fuse=not args.no_fuse)
     p = m["parity"]
     shapes = ", ".join("x".join(map(str, s)) for s in p["shapes"])
     print(f"exported {args.run_dir} -> {args.out} ({m['format']}"
@@ -38,6 +41,9 @@ def run(args) -> int:
     print(f"  inputs input_ids, attention_mask (int64, {axes}); output logits ({m['outputs']['logits'][1]} labels)")
     print(f"  parity vs PyTorch: max |logit diff| {p['max_abs_diff']:.2e} (tolerance {m['tolerance']:g}), "
           f"top-1 disagreements {p['top1_disagreements']}/{p['texts']}, batch x length {shapes}")
+    if m.get("fusion", {}).get("fused"):
+        print("  fused by ONNX Runtime's transformer optimizer: "
+              + ", ".join(f"{v} {k}" for k, v in m["fusion"]["ops"].items()) + " (runs on ONNX Runtime only)")
     if "int8_parity" in m:
         q = m["int8_parity"]
         print(f"  int8 vs PyTorch fp32: max |logit diff| {q['max_abs_diff']:.2e}, top-1 disagreements "

@@ -108,7 +108,9 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
     else:
         from textsift.engines.export import export_run
 
-        export_run(run_dir, out_dir, int8=method == "onnx-dynamic")
+        # static QDQ quantization calibrates the plain graph: on a fused one (contrib Attention nodes)
+        # ONNX Runtime's calibrator cannot give every tensor a range (the head's bias fails)
+        export_run(run_dir, out_dir, int8=method == "onnx-dynamic", fuse=method == "onnx-dynamic")
         if method == "onnx-static":
             _static_onnx(out_dir, bundle, texts)
         after = load_bundle(out_dir, backend="onnx-int8")
