@@ -341,17 +341,21 @@ def tiny_bert(tmp_path_factory):
     return make_tiny_model("bert", tmp_path_factory.mktemp("bert"), ["good movie", "bad plot", "good acting"])
 
 
-def _embedding_table(folder: Path) -> torch.Tensor:
+def _embedding_table(folder: Path, normalized: bool = False) -> torch.Tensor:
     from safetensors.torch import load_file
 
     weights = load_file(str(folder / "model.safetensors"))
-    return next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+    table = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+    if normalized:  # as BERT's first layer sees a piece: through the embedding LayerNorm
+        w, b = (next(v for k, v in weights.items() if k.endswith(f"embeddings.LayerNorm.{n}")) for n in ("weight", "bias"))
+        table = torch.nn.functional.layer_norm(table, (table.shape[1],), w, b, eps=1e-12)
+    return table
 
 
 def test_hf_folder_vectors_are_the_mean_of_word_piece_rows(tiny_bert):
     from transformers import AutoTokenizer
 
-    tok, table = AutoTokenizer.from_pretrained(str(tiny_bert)), _embedding_table(tiny_bert)
+    tok, table = AutoTokenizer.from_pretrained(str(tiny_bert)), _embedding_table(tiny_bert, normalized=True)
     assert detect_format(tiny_bert) == "hf" and vectors_dim(tiny_bert) == table.shape[1] == 32
     v = read_vectors(tiny_bert, "auto", {"good", "gob", "\ue000"})
     assert v.format == "hf" and v.words == ["gob", "good"]  # the private-use character is all [UNK]: no vector
@@ -363,7 +367,8 @@ def test_hf_folder_vectors_are_the_mean_of_word_piece_rows(tiny_bert):
 
 
 def test_hf_run_directory_vectors_use_the_runs_fine_tuned_table(tiny_bert, tmp_path):
-    """A textsift `hf` run (model.safetensors with an `encoder.` prefix + hf/ tokenizer): its own table."""
+    """A textsift `hf` run (model.safetensors with an `encoder.` prefix + hf/ tokenizer): its own table (here
+    without a LayerNorm, so the rows are used as they are)."""
     import shutil
 
     from safetensors.torch import save_file

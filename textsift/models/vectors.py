@@ -461,6 +461,12 @@ def _read_hf(folder: Path, wanted: Optional[Collection[str]]) -> Vectors:
     tok = load_hf_tokenizer(tok_dir, "model.vectors")
     with safe_open(str(weights), "pt") as f:
         table = f.get_tensor(key).float()  # (pieces, dim)
+        norm = key.rsplit(".", 2)[0] + ".LayerNorm."  # BERT-style encoders normalise their embeddings
+        if norm + "weight" in f.keys() and norm + "bias" in f.keys():
+            # rows as the first layer sees them (position and segment embeddings left out): raw rows are
+            # tiny (std ~0.05) next to what a classic model's learning rate moves them by each step
+            table = torch.nn.functional.layer_norm(table, table.shape[-1:], f.get_tensor(norm + "weight").float(),
+                                                   f.get_tensor(norm + "bias").float(), eps=1e-12)
     words = sorted(wanted) if wanted is not None else sorted(tok.get_vocab())
     unk = getattr(tok, "unk_token_id", None)
     kept, rows = [], []
