@@ -248,7 +248,7 @@ def test_asked_format_must_match_the_file(tmp_path):
     glove = write_text(tmp_path / "g.txt", words, matrix, header=False)
     with pytest.raises(DataError, match="g.txt:1: format 'word2vec_binary': expected a header 'count dim'"):
         read_vectors(glove, fmt="word2vec_binary")
-    assert set(FORMATS) == {"auto", "word2vec_text", "word2vec_binary", "glove"}
+    assert set(FORMATS) == {"auto", "word2vec_text", "word2vec_binary", "glove", "hf"}
 
 
 def test_no_vocab_token_in_the_file_is_an_error(tmp_path):
@@ -329,3 +329,89 @@ def test_vectors_errors(tmp_path, tiny_data):
     cfg = _vector_config(tmp_path, tiny_data, vectors=str(tmp_path / "g.txt"))
     with pytest.raises(TextsiftError, match="no token embedding layer"):
         train_run(load_config(str(cfg), ["model.name=tfidf_linear"]), tmp_path / "r2")
+
+
+# ------------------------------------------------------------------ a pretrained encoder's input embeddings
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A tiny BERT folder whose WordPiece vocab has whole words plus characters (unseen words split)."""
+    from tests.hf_tiny import make_tiny_model
+
+    return make_tiny_model("bert", tmp_path_factory.mktemp("bert"), ["good movie", "bad plot", "good acting"])
+
+
+def _embedding_table(folder: Path, normalized: bool = False) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / "model.safetensors"))
+    table = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+    if normalized:  # as BERT's first layer sees a piece: through the embedding LayerNorm
+        w, b = (next(v for k, v in weights.items() if k.endswith(f"embeddings.LayerNorm.{n}")) for n in ("weight", "bias"))
+        table = torch.nn.functional.layer_norm(table, (table.shape[1],), w, b, eps=1e-12)
+    return table
+
+
+def test_hf_folder_vectors_are_the_mean_of_word_piece_rows(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok, table = AutoTokenizer.from_pretrained(str(tiny_bert)), _embedding_table(tiny_bert, normalized=True)
+    assert detect_format(tiny_bert) == "hf" and vectors_dim(tiny_bert) == table.shape[1] == 32
+    v = read_vectors(tiny_bert, "auto", {"good", "gob", "\ue000"})
+    assert v.format == "hf" and v.words == ["gob", "good"]  # the private-use character is all [UNK]: no vector
+    good = tok("good", add_special_tokens=False)["input_ids"]
+    gob = tok("gob", add_special_tokens=False)["input_ids"]
+    assert len(good) == 1 and len(gob) == 3  # a whole word, and an unseen word cut into g ##o ##b
+    np.testing.assert_allclose(v.matrix[1], table[good[0]].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(v.matrix[0], table[gob].mean(0).numpy(), rtol=1e-6)
+
+
+def test_hf_run_directory_vectors_use_the_runs_fine_tuned_table(tiny_bert, tmp_path):
+    """A textsift `hf` run (model.safetensors with an `encoder.` prefix + hf/ tokenizer): its own table (here
+    without a LayerNorm, so the rows are used as they are)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    run = tmp_path / "teacher"
+    shutil.copytree(tiny_bert, run / "hf", ignore=shutil.ignore_patterns("model.safetensors"))
+    tuned = torch.randn_like(_embedding_table(tiny_bert))
+    save_file({"encoder.embeddings.word_embeddings.weight": tuned, "head.weight": torch.zeros(2, 32)},
+              str(run / "model.safetensors"))
+    vocab = Vocab.build([["good", "plot", "zzz"]])
+    emb = nn.Embedding(len(vocab), 32, padding_idx=vocab.pad_id)
+    report = apply_vectors(emb.weight, vocab, run)
+    # "z" was never seen: WordPiece makes the whole word [UNK], which is no vector
+    assert report["format"] == "hf" and report["vocab_found"] == 2
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(str(run / "hf"))("plot", add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(emb.weight[vocab.tokens.index("plot")], tuned[ids].mean(0))
+
+
+def test_a_folder_that_is_no_encoder_is_a_clear_error(tmp_path):
+    (tmp_path / "vectors.txt").write_text("a 1 2\n")
+    with pytest.raises(TextsiftError, match=r"is a directory; expected a vectors file, e\.g\. .*vectors\.txt.*"
+                                            r"pretrained encoder's folder"):
+        vectors_dim(tmp_path)
+    with pytest.raises(TextsiftError, match="'hf'.*not a folder"):
+        vectors_dim(tmp_path / "vectors.txt", "hf")
+
+
+def test_textcnn_trains_on_an_encoders_embeddings(tiny_bert, tiny_data, tmp_path):
+    """model.vectors = an encoder folder: embedding_dim comes from it and the coverage is recorded."""
+    import json
+
+    from tests.conftest import write_config
+    from textsift.cli.main import main
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, "textcnn", model={"vectors": str(tiny_bert), "num_filters": 8},
+                       train={"epochs": 1})
+    import yaml
+
+    raw = yaml.safe_load(cfg.read_text())
+    del raw["model"]["embedding_dim"]  # taken from the folder
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["train", "-c", str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["vectors_coverage"]["format"] == "hf" and meta["vectors_coverage"]["dim"] == 32

@@ -234,8 +234,9 @@ def _check_model_files(model: dict) -> list[str]:
             problems.append(f"model.pretrained: {pretrained} has no config.json; expected a folder written by "
                             "save_pretrained (config.json, model.safetensors, tokenizer files)")
     vectors = model.get("vectors")
-    if isinstance(vectors, str) and not Path(vectors).expanduser().is_file():
-        problems.append(f"model.vectors: file not found: {vectors}")
+    if isinstance(vectors, str) and not Path(vectors).expanduser().exists():
+        problems.append(f"model.vectors: file not found: {vectors} (a word2vec/GloVe file, or a pretrained "
+                        "encoder's folder)")
     return problems
 
 

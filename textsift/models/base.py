@@ -31,10 +31,13 @@ class ModelParams(BaseModel):
     dropout: float = Field(0.5, ge=0, lt=1, description="Dropout before the classifier head.")
     init: Literal["default", "xavier", "kaiming", "normal"] = Field(
         "xavier", description="Weight initialisation of linear/conv/recurrent weights.")
-    vectors: Optional[str] = Field(None, description="Pretrained word vectors (word2vec text/binary or GloVe) "
-                                   "loaded into the embedding layer; embedding_dim defaults to their size.")
-    vectors_format: Literal["auto", "word2vec_text", "word2vec_binary", "glove"] = Field(
-        "auto", description="Format of `vectors`; auto detects it from the file.")
+    vectors: Optional[str] = Field(None, description="Pretrained word vectors (word2vec text/binary or GloVe "
+                                   "file) loaded into the embedding layer; embedding_dim defaults to their size. "
+                                   "A folder instead takes a pretrained encoder's input embeddings (a Hugging "
+                                   "Face model folder, or a textsift `hf` run such as a distillation teacher): "
+                                   "each word gets the mean of its word pieces' rows.")
+    vectors_format: Literal["auto", "word2vec_text", "word2vec_binary", "glove", "hf"] = Field(
+        "auto", description="Format of `vectors`; auto detects it (a folder = hf).")
     freeze_embeddings: bool = Field(False, description="Keep the embedding layer fixed (e.g. pretrained vectors).")
 
 

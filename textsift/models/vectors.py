@@ -10,6 +10,12 @@ Formats:
                         rest is the word, so words containing spaces (GloVe 840B) work.
     ``word2vec_binary`` ASCII header ``"N D\\n"``, then per word: UTF-8 bytes up to a space, D
                         little-endian float32, optionally a ``"\\n"``.
+    ``hf``              a folder, not a file: a pretrained encoder's input (word-piece) embeddings, e.g. a
+                        distillation teacher's. A word's vector is the mean of the embedding rows of the pieces
+                        the folder's own tokenizer cuts it into. The folder is a Hugging Face model folder
+                        (config.json, model.safetensors, tokenizer files) or a textsift run directory of an
+                        ``hf`` model (model.safetensors + hf/ with the tokenizer), whose fine-tuned embeddings
+                        are then used.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from textsift.errors import DataError, TextsiftError
 
 __all__ = ["FORMATS", "Vectors", "apply_vectors", "detect_format", "read_vectors", "vectors_dim"]
 
-FORMATS = ("auto", "word2vec_text", "word2vec_binary", "glove")
+FORMATS = ("auto", "word2vec_text", "word2vec_binary", "glove", "hf")
 PathLike = Union[str, "os.PathLike[str]"]
 
 _BOM = b"\xef\xbb\xbf"
@@ -101,6 +107,8 @@ def read_vectors(path: PathLike, fmt: str = "auto", wanted: Optional[Collection[
             binary file, a header count that does not match the file, non-finite values.
     """
     layout = _sniff(path, fmt)
+    if layout.format == "hf":
+        return _read_hf(Path(path), wanted)
     wanted_b = None if wanted is None else {w.encode("utf-8") for w in wanted}
     read = _read_binary if layout.format == "word2vec_binary" else _read_text
     words, matrix, where, n = read(str(path), layout, wanted_b)
@@ -204,6 +212,16 @@ def _sniff(path: PathLike, fmt: str) -> _Layout:
     """Format, dimension, header count and start of the vectors, from the first bytes of the file."""
     if fmt not in FORMATS:
         raise TextsiftError(f"unknown vectors format {fmt!r}; expected one of {list(FORMATS)}")
+    if Path(path).is_dir() and fmt in ("auto", "hf"):
+        _, weights, key = _hf_layout(Path(path))
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "np") as f:
+            shape = f.get_slice(key).get_shape()
+        return _Layout("hf", int(shape[1]), int(shape[0]), 0, 0)
+    if fmt == "hf":
+        raise TextsiftError(f"vectors_format 'hf': {path} is not a folder; expected a Hugging Face model folder "
+                            "or a textsift run directory of an `hf` model")
     head = _read_head(path)
     bom = len(_BOM) if head.startswith(_BOM) else 0
     lines = head[bom:].split(b"\n")
@@ -300,6 +318,8 @@ def _show(line: bytes, limit: int = 60) -> str:
 
 def _first_words(path: PathLike, fmt: str, n: int = 5) -> list[str]:
     layout = _sniff(path, fmt)
+    if layout.format == "hf":
+        return []
     read = _read_binary if layout.format == "word2vec_binary" else _read_text
     return read(str(path), layout, None, limit=n)[0]
 
@@ -400,3 +420,62 @@ def _read_binary(path: str, layout: _Layout, wanted: Optional[set[bytes]], limit
             if limit is not None and len(words) >= limit:
                 break
     return words, matrix[:len(words)].copy(), where, count
+
+
+# ----------------------------------------------------------------------- a pretrained encoder's embeddings
+
+_EMBEDDING_KEYS = ("word_embeddings.weight", "embed_tokens.weight", "wte.weight", "shared.weight")
+
+
+def _hf_layout(folder: Path) -> tuple[Path, Path, str]:
+    """(tokenizer folder, safetensors file, input-embedding key) of an HF model folder or textsift hf run."""
+    if (folder / "hf").is_dir() and (folder / "model.safetensors").is_file():
+        tok_dir, weights = folder / "hf", folder / "model.safetensors"  # a textsift run of an `hf` model
+    elif (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        tok_dir, weights = folder, folder / "model.safetensors"
+    else:
+        inside = sorted(q.name for q in folder.iterdir() if q.suffix in (".txt", ".bin", ".vec"))
+        raise TextsiftError(f"pretrained vectors: {folder} is a directory; expected a vectors file"
+                            + (f", e.g. {folder / inside[0]}" if inside else "")
+                            + ", or a pretrained encoder's folder (config.json + model.safetensors + tokenizer) "
+                              "or a textsift run directory of an `hf` model (model.safetensors + hf/)")
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "np") as f:
+        keys = [k for k in f.keys() if k.endswith(_EMBEDDING_KEYS) and len(f.get_slice(k).get_shape()) == 2]
+    if not keys:
+        raise TextsiftError(f"pretrained vectors: {weights} has no input-embedding matrix (a tensor named "
+                            f"*{' / *'.join(_EMBEDDING_KEYS)}); expected the weights of a pretrained encoder")
+    return tok_dir, weights, sorted(keys, key=len)[0]
+
+
+def _read_hf(folder: Path, wanted: Optional[Collection[str]]) -> Vectors:
+    """Vectors of ``wanted`` words (all of the tokenizer's own vocabulary when None): the mean of the
+    input-embedding rows of the word pieces the encoder's tokenizer cuts each word into. Words made only of
+    unknown pieces have no vector."""
+    from safetensors import safe_open
+
+    from textsift.tokenizers.hf import load_hf_tokenizer
+
+    tok_dir, weights, key = _hf_layout(folder)
+    tok = load_hf_tokenizer(tok_dir, "model.vectors")
+    with safe_open(str(weights), "pt") as f:
+        table = f.get_tensor(key).float()  # (pieces, dim)
+        norm = key.rsplit(".", 2)[0] + ".LayerNorm."  # BERT-style encoders normalise their embeddings
+        if norm + "weight" in f.keys() and norm + "bias" in f.keys():
+            # rows as the first layer sees them (position and segment embeddings left out): raw rows are
+            # tiny (std ~0.05) next to what a classic model's learning rate moves them by each step
+            table = torch.nn.functional.layer_norm(table, table.shape[-1:], f.get_tensor(norm + "weight").float(),
+                                                   f.get_tensor(norm + "bias").float(), eps=1e-12)
+    words = sorted(wanted) if wanted is not None else sorted(tok.get_vocab())
+    unk = getattr(tok, "unk_token_id", None)
+    kept, rows = [], []
+    pieces = tok(words, add_special_tokens=False)["input_ids"] if words else []
+    for word, ids in zip(words, pieces):
+        ids = [i for i in ids if i != unk and i < table.shape[0]]
+        if ids:
+            kept.append(word)
+            rows.append(table[ids].mean(0))
+    matrix = torch.stack(rows).numpy() if rows else np.zeros((0, table.shape[1]), np.float32)
+    return Vectors(words=kept, matrix=matrix.astype(np.float32), dim=int(table.shape[1]),
+                   file_words=int(table.shape[0]), format="hf")
