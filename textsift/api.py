@@ -110,7 +110,7 @@ class TextClassifier:
         if not texts:
             return []
         probs, decisions = self._probs(texts)
-        return [{"text": text, **self.record(row, decision, top_k)} for text, row, decision in zip(texts, probs, decisions)]
+        return [{"text": text, **rec} for text, rec in zip(texts, self.records(probs, decisions, top_k))]
 
     def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(n, labels)`` and decisions (class indices, or 0/1 rows for multi-label)."""
@@ -118,15 +118,27 @@ class TextClassifier:
 
     def record(self, probs: np.ndarray, decision, top_k: int = 3, all_probabilities: bool = True) -> dict:
         """One text's record from its ``scores`` row: label(s), probability, top-k (and every probability)."""
-        scheme, rec = self.bundle.scheme, {}
-        names = scheme.names(decision)
-        if scheme.multi_label:
-            rec["labels"] = names
-        else:
-            rec["label"], rec["probability"] = names[0], float(probs[decision])
-        top = np.argpartition(-probs, top_k - 1)[:top_k] if top_k < len(probs) else np.arange(len(probs))
-        top = top[np.lexsort((top, -probs[top]))]  # by probability, ties by label order
-        rec["top_k"] = [{"label": scheme.labels[i], "probability": round(float(probs[i]), 6)} for i in top]
-        if all_probabilities:
-            rec["probabilities"] = {label: round(float(p), 6) for label, p in zip(scheme.labels, probs)}
-        return rec
+        return self.records(np.asarray(probs)[None], np.asarray(decision)[None], top_k, all_probabilities)[0]
+
+    def records(self, probs: np.ndarray, decisions: np.ndarray, top_k: int = 3,
+                all_probabilities: bool = True) -> list[dict]:
+        """``record`` for every row of ``scores``, with the ranking done for all rows at once (the service
+        builds the records of every answer: per-row numpy calls would cost more than the model)."""
+        scheme, labels = self.bundle.scheme, self.bundle.scheme.labels
+        top_k = min(top_k, probs.shape[1])
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]  # by probability, ties by label order
+        top_p = np.take_along_axis(probs, top, axis=1).tolist()
+        rows = probs.tolist() if all_probabilities or not scheme.multi_label else None
+        out = []
+        for i, (ranks, ps) in enumerate(zip(top.tolist(), top_p)):
+            rec = {}
+            if scheme.multi_label:
+                rec["labels"] = scheme.names(decisions[i])
+            else:
+                d = int(decisions[i])
+                rec["label"], rec["probability"] = labels[d], rows[i][d]
+            rec["top_k"] = [{"label": labels[j], "probability": round(p, 6)} for j, p in zip(ranks, ps)]
+            if all_probabilities:
+                rec["probabilities"] = {label: round(p, 6) for label, p in zip(labels, rows[i])}
+            out.append(rec)
+        return out

@@ -57,6 +57,12 @@ def run(args) -> int:
     # a server idles between requests: ONNX Runtime threads must sleep, not spin, or they take the
     # CPU the event loop and the tokenizer need
     clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads, spinning=False)
+    if args.backend != "torch":
+        # torch only computes the softmax of each batch here: its thread pool, woken for a (batch, labels)
+        # tensor, competed with ONNX Runtime's threads for the cores (milliseconds per batch under load)
+        import torch
+
+        torch.set_num_threads(1)
     app = create_app(clf, settings, args.backend)
     print(f"textsift serving {args.run_dir} ({args.backend}, {clf.task}, {len(clf.labels)} labels) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
