@@ -22,8 +22,10 @@ Texts = Union[str, Sequence[str]]
 class TextClassifier:
     """A trained classifier loaded from a run directory (or trained from a config)."""
 
-    def __init__(self, bundle=None, batch_size: int = 64):
-        self._bundle, self.batch_size = bundle, batch_size
+    def __init__(self, bundle=None, batch_size: int = 64, max_tokens: int | None = None):
+        # texts are scored in length-sorted batches of at most batch_size texts and, with max_tokens,
+        # at most that many padded token positions (texts x longest) per model call
+        self._bundle, self.batch_size, self.max_tokens = bundle, batch_size, max_tokens
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -81,7 +83,7 @@ class TextClassifier:
             bad = next(t for t in texts if not isinstance(t, str))
             raise TextsiftError(f"predict: expected text strings, got {type(bad).__name__} {bad!r}")
         b = self.bundle
-        return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size)
+        return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size, max_tokens=self.max_tokens)
 
     def predict(self, texts: Texts):
         """Label (single-label) or list of labels (multi-label) for one text; a list of those for a list."""

@@ -18,11 +18,15 @@ from textsift.serving.batcher import MicroBatcher
 class ServeSettings:
     """Limits and batching of ``textsift serve`` (each is a command-line option)."""
 
-    # measured on MiniLM-L6 int8 at 64 clients (benchmarks/serve.py): batches of up to 64 texts scored in
-    # length-sorted groups of 16 gave ~10% more throughput than 32 / 8, groups of 4 about 15% less
+    # A collected batch (up to max_batch_size texts) is tokenized once, sorted by length and cut into model
+    # calls of at most model_batch_size texts and max_batch_tokens padded positions (texts x longest): short
+    # texts go in large calls, long ones in small calls, and no call pads short texts to a long one. Measured
+    # on MiniLM-L6 int8 with random pools of 64 sst2 sentences (mean 25 tokens), in texts per CPU second:
+    # 256 tokens 504, 512 tokens 424, fixed groups of 8 452, of 16 376, all 64 in one call 178.
     max_batch_size: int = 64
     max_wait_ms: float = 0.0
-    model_batch_size: int = 16
+    model_batch_size: int = 64
+    max_batch_tokens: int | None = 256
     max_texts: int = 64
     max_text_chars: int = 10_000
     max_body_bytes: int = 1_000_000
@@ -34,6 +38,10 @@ class ServeSettings:
             if getattr(self, name) < 1:
                 from textsift.errors import TextsiftError
                 raise TextsiftError(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(self, name)}")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            from textsift.errors import TextsiftError
+            raise TextsiftError(f"--max-batch-tokens: expected a positive number (or 0 for no token bound), "
+                                f"got {self.max_batch_tokens}")
         if self.max_wait_ms < 0:
             from textsift.errors import TextsiftError
             raise TextsiftError(f"--max-wait-ms: expected 0 or more, got {self.max_wait_ms}")
@@ -122,9 +130,9 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
     settings = settings or ServeSettings()
     metrics = ServiceMetrics()
     labels = clf.labels
-    # The model scores a collected batch in length-sorted sub-batches of model_batch_size: random texts
-    # padded to the longest of 32 waste about half the work; sorted groups waste little.
-    clf.batch_size = settings.model_batch_size
+    # The model scores a collected batch in length-sorted sub-batches (see ServeSettings): random texts
+    # padded to the longest of 32 waste about half the work; sorted, token-bounded groups waste little.
+    clf.batch_size, clf.max_tokens = settings.model_batch_size, settings.max_batch_tokens
     batcher = MicroBatcher(lambda texts: Scored(*clf.scores(texts)), settings.max_batch_size,
                            settings.max_wait_ms, metrics.observe_batch)
 
