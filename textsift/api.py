@@ -124,23 +124,44 @@ class TextClassifier:
 
     def records(self, probs: np.ndarray, decisions: np.ndarray, top_k: int = 3,
                 all_probabilities: bool = True) -> list[dict]:
-        """``record`` for every row of ``scores``, with the ranking done for all rows at once (the service
-        builds the records of every answer: per-row numpy calls would cost more than the model)."""
+        """``record`` for every row of ``scores``, ranked for all rows at once."""
+        return self.ranked_records(RankedScores(probs, decisions), top_k, all_probabilities)
+
+    def ranked_records(self, ranked: "RankedScores", top_k: int = 3, all_probabilities: bool = True) -> list[dict]:
+        """``records`` from scores ranked beforehand: plain Python on lists, no numpy call per row. The
+        service ranks each collected batch once in its model thread and builds each request's records
+        from its slice (per-request numpy calls cost more than a small model's share of the batch)."""
         scheme, labels = self.bundle.scheme, self.bundle.scheme.labels
-        top_k = min(top_k, probs.shape[1])
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]  # by probability, ties by label order
-        top_p = np.take_along_axis(probs, top, axis=1).tolist()
-        rows = probs.tolist() if all_probabilities or not scheme.multi_label else None
+        top_k = min(top_k, len(labels))
         out = []
-        for i, (ranks, ps) in enumerate(zip(top.tolist(), top_p)):
+        for row, ranks, decision in zip(ranked.probs, ranked.order, ranked.decisions):
             rec = {}
             if scheme.multi_label:
-                rec["labels"] = scheme.names(decisions[i])
+                rec["labels"] = scheme.names(decision)
             else:
-                d = int(decisions[i])
-                rec["label"], rec["probability"] = labels[d], rows[i][d]
-            rec["top_k"] = [{"label": labels[j], "probability": round(p, 6)} for j, p in zip(ranks, ps)]
+                rec["label"], rec["probability"] = labels[decision], row[decision]
+            rec["top_k"] = [{"label": labels[j], "probability": round(row[j], 6)} for j in ranks[:top_k]]
             if all_probabilities:
-                rec["probabilities"] = {label: round(p, 6) for label, p in zip(labels, rows[i])}
+                rec["probabilities"] = {label: round(p, 6) for label, p in zip(labels, row)}
             out.append(rec)
         return out
+
+
+class RankedScores:
+    """``scores`` output as Python lists, each row's labels ranked by probability (ties by label order);
+    slicing gives the rows of one request."""
+
+    __slots__ = ("probs", "order", "decisions")
+
+    def __init__(self, probs, decisions, order=None):
+        if order is None:  # from arrays: rank every row at once
+            probs, decisions = np.asarray(probs), np.asarray(decisions)
+            order = np.argsort(-probs, axis=1, kind="stable").tolist()
+            probs, decisions = probs.tolist(), decisions.tolist()
+        self.probs, self.order, self.decisions = probs, order, decisions
+
+    def __getitem__(self, rows: slice) -> "RankedScores":
+        return RankedScores(self.probs[rows], self.decisions[rows], self.order[rows])
+
+    def __len__(self) -> int:
+        return len(self.probs)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
+from textsift.api import RankedScores
 from textsift.serving.batcher import MicroBatcher
 
 
@@ -94,21 +95,6 @@ def parse_predict_body(raw: bytes, settings: ServeSettings, num_labels: int) -> 
     return texts, single, top_k, probabilities
 
 
-class Scored:
-    """A collected batch's scores, sliceable per request: probabilities and decisions, row-aligned."""
-
-    __slots__ = ("probs", "decisions")
-
-    def __init__(self, probs, decisions):
-        self.probs, self.decisions = probs, decisions
-
-    def __getitem__(self, rows: slice) -> "Scored":
-        return Scored(self.probs[rows], self.decisions[rows])
-
-    def __len__(self) -> int:
-        return len(self.probs)
-
-
 # Starlette's JSONResponse rendering, as one reusable encoder: the same bytes, without a Response object
 _json_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
@@ -133,7 +119,8 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
     # The model scores a collected batch in length-sorted sub-batches (see ServeSettings): random texts
     # padded to the longest of 32 waste about half the work; sorted, token-bounded groups waste little.
     clf.batch_size, clf.max_tokens = settings.model_batch_size, settings.max_batch_tokens
-    batcher = MicroBatcher(lambda texts: Scored(*clf.scores(texts)), settings.max_batch_size,
+    # the model thread also ranks each batch's labels, so a request only slices lists and builds its records
+    batcher = MicroBatcher(lambda texts: RankedScores(*clf.scores(texts)), settings.max_batch_size,
                            settings.max_wait_ms, metrics.observe_batch)
 
     async def predict_answer(receive, headers) -> tuple[int, bytes]:
@@ -143,9 +130,9 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
             texts, single, top_k, want_all = parse_predict_body(raw, settings, len(labels))
         except RequestError as e:
             return e.status, _encode_json({"error": {"code": e.code, "message": e.message}})
-        scored = await batcher.submit(texts)
+        ranked = await batcher.submit(texts)
         metrics.texts.inc(len(texts))
-        out = clf.records(scored.probs, scored.decisions, top_k, all_probabilities=want_all)
+        out = clf.ranked_records(ranked, top_k, all_probabilities=want_all)
         return 200, _encode_json(out[0] if single else {"predictions": out})
 
     @asynccontextmanager
@@ -154,20 +141,32 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
         yield
         await batcher.stop()  # uvicorn lets in-flight requests finish before this runs
 
+    fast_predict = PredictEndpoint(predict_answer, metrics)
+
+    class ServiceApp(FastAPI):
+        """FastAPI, except that ``POST /predict`` goes straight to ``PredictEndpoint``: for a model that
+        scores a text in a fraction of a millisecond, the middleware stack, routing, dependency solving
+        and ``Request`` objects took more of the event loop than the request's own work."""
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST":
+                return await fast_predict(scope, receive, send)
+            await super().__call__(scope, receive, send)
+
     # FastAPI's own OpenTelemetry hooks are off: the service has its Prometheus /metrics, and the hooks'
     # per-request provider look-ups cost more than the model for a small classifier
-    app = FastAPI(title="textsift", version=_version(), lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
-                  description=f"{clf.task} text classifier with {len(labels)} labels ({backend} backend)")
+    app = ServiceApp(title="textsift", version=_version(), lifespan=lifespan,
+                     telemetry={"tracing": False, "metrics": False, "logs": False},
+                     description=f"{clf.task} text classifier with {len(labels)} labels ({backend} backend)")
 
-    app.add_middleware(ServiceMiddleware, metrics=metrics, predict=predict_answer)
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.post("/predict")
     async def predict(request: Request):
         """Body: ``{"text": "..."}`` or ``{"texts": [...]}``, optional ``top_k``, ``probabilities``.
 
-        (Answered by ``ServiceMiddleware`` before FastAPI's routing; this route documents it in the
-        OpenAPI schema and answers the same way if the middleware is ever bypassed.)"""
+        (Served by ``PredictEndpoint`` ahead of FastAPI's routing; this route documents it in the
+        OpenAPI schema and answers the same way when the app is called through the stack, e.g. mounted.)"""
         status, body = await predict_answer(request.receive, request.scope["headers"])
         return Response(body, status_code=status, media_type="application/json")
 
@@ -190,39 +189,47 @@ def create_app(clf, settings: ServeSettings | None = None, backend: str = "torch
     return app
 
 
-class ServiceMiddleware:
-    """Counts and times every HTTP request, and answers ``POST /predict`` itself.
+class PredictEndpoint:
+    """``POST /predict`` as a plain ASGI app: body in, ``predict(receive, headers) -> (status, JSON)``,
+    two messages out, and the request counted in the metrics."""
 
-    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` (what ``@app.middleware`` builds) costs a
-    task and a stream per request. ``POST /predict`` skips FastAPI's routing, dependency solving and
-    ``Request`` objects: for a model that scores a text in a fraction of a millisecond, that machinery
-    took more of the event loop than the request's own work. Every other request goes to FastAPI."""
+    def __init__(self, predict, metrics):
+        self.predict, self.metrics = predict, metrics
 
-    def __init__(self, app, metrics, predict):
-        self.app, self.metrics, self.predict = app, metrics, predict
+    async def __call__(self, scope, receive, send):
+        start, status = time.perf_counter(), 500
+        try:
+            try:
+                status, body = await self.predict(receive, scope["headers"])
+            except _ClientGone:
+                status = 499  # nobody to answer (nginx's code for it, in the metrics only)
+                return
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-length", str(len(body)).encode()), _JSON_TYPE]})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self.metrics.observe_request("/predict", status, time.perf_counter() - start)
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request that goes through FastAPI. A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` (what ``@app.middleware`` builds) costs a task and a stream per request."""
+
+    def __init__(self, app, metrics):
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            if scope["path"] == "/predict" and scope["method"] == "POST":
-                try:
-                    status, body = await self.predict(receive, scope["headers"])
-                except _ClientGone:
-                    status = 499  # nobody to answer (nginx's code for it, in the metrics only)
-                    return
-                await send({"type": "http.response.start", "status": status,
-                            "headers": [(b"content-length", str(len(body)).encode()), _JSON_TYPE]})
-                await send({"type": "http.response.body", "body": body})
-                return
-
-            async def send_status(message):
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.observe_request(scope["path"], status, time.perf_counter() - start)
