@@ -96,6 +96,7 @@ def service_rows(key: str, run: Path, export: Path, backend: str, args, env: dic
     cmd = [str(find_cli()), "serve", str(target), "--backend", backend, "--port", str(port),
            "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size),
            "--max-wait-ms", str(args.max_wait_ms), "--model-batch-size", str(args.model_batch_size),
+           "--max-batch-tokens", str(args.max_batch_tokens),
            "--graceful-timeout", "5"]
     base = {"model": key, "system": "service", "backend": backend, "command": shlex.join(["textsift", *cmd[1:]]),
             **({"precision": logged_precision(run)} if backend == "torch" else {})}
@@ -259,7 +260,8 @@ def method_notes(args, recipes: dict) -> list[str]:
         f"threaded (`TOKENIZERS_PARALLELISM=false`, textsift's default). The service shares the cores with wrk "
         f"(one thread); the in-process rows have the cores to themselves.",
         f"Service: `textsift serve EXPORT_OR_RUN --backend B --threads {args.threads} --max-batch-size "
-        f"{args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}`, one server per model and backend (torch serves "
+        f"{args.max_batch_size} --max-wait-ms {args.max_wait_ms:g} --model-batch-size {args.model_batch_size} "
+        f"--max-batch-tokens {args.max_batch_tokens}`, one server per model and backend (torch serves "
         f"the run, the ONNX backends its export), loaded at each client count in turn: {args.warmup:g} s of warm-up "
         f"load, then {args.seconds:g} s measured (at most {args.max_requests} requests). wrk: closed loop, one "
         f"request in flight per client, each `POST /predict` `{{\"text\": ...}}` with the next sst2 test sentence; "
@@ -327,7 +329,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="inference threads for every system (default 2)")
     p.add_argument("--max-batch-size", type=int, default=64, help="textsift serve --max-batch-size")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="textsift serve --max-wait-ms")
-    p.add_argument("--model-batch-size", type=int, default=16, help="textsift serve --model-batch-size")
+    p.add_argument("--model-batch-size", type=int, default=64, help="textsift serve --model-batch-size")
+    p.add_argument("--max-batch-tokens", type=int, default=256,
+                   help="textsift serve --max-batch-tokens (0: no token bound)")
     p.add_argument("--no-reference", action="store_true", help="service rows only (no pipeline / in-process rows)")
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N examples (smoke runs)")
     p.add_argument("--retrain", action="store_true", help="train and export again even when cached")

@@ -82,8 +82,9 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(run):
+    # a small token bound, so that collected batches are cut into several model calls in every test below
     s = Server(run, "--max-texts", "8", "--max-text-chars", "200", "--max-body-bytes", "4000",
-               "--max-wait-ms", "20", "--max-batch-size", "16")
+               "--max-wait-ms", "20", "--max-batch-size", "16", "--max-batch-tokens", "30")
     yield s
     assert s.stop()
 
@@ -214,8 +215,55 @@ def test_serve_binds_loopback_by_default_and_rejects_bad_settings(run):
     assert build_parser().parse_args(["serve", "x"]).host == "127.0.0.1"
     with pytest.raises(TextsiftError, match="--max-texts: expected a positive number, got 0"):
         ServeSettings(max_texts=0)
+    with pytest.raises(TextsiftError, match="--max-batch-tokens: expected a positive number .*got -3"):
+        ServeSettings(max_batch_tokens=-3)
     res = subprocess.run([sys.executable, "-m", "textsift", "serve", str(run) + "-missing"], capture_output=True, text=True)
     assert res.returncode == 2 and "run directory not found" in res.stderr
+
+
+# ---------------------------------------------------------------- length-aware model calls
+def test_length_sorted_batches_bound_texts_and_padded_tokens():
+    import numpy as np
+
+    from textsift.engines.batching import length_sorted_batches
+
+    lengths = np.random.default_rng(0).integers(1, 60, size=200).tolist() + [500]  # one text over the bound
+    batches = [b.tolist() for b in length_sorted_batches(lengths, 16, max_tokens=120)]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every text once
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(lengths)  # consecutive runs of the length order
+    for b in batches:
+        assert len(b) <= 16
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 120
+    assert [500] in [[lengths[i] for i in b] for b in batches]  # too long for the bound: scored alone
+    # the bound is the tightest greedy cut: the next text would have broken it
+    for b, nxt in zip(batches, batches[1:]):
+        assert len(b) == 16 or (len(b) + 1) * lengths[nxt[0]] > 120
+    assert [len(b) for b in length_sorted_batches([5] * 10, 4)] == [4, 4, 2]  # no bound: fixed counts
+
+
+def test_token_bounded_sub_batches_give_the_unsplit_results_in_order(run, monkeypatch):
+    import numpy as np
+
+    from textsift.api import TextClassifier
+    from textsift.engines import batching
+
+    clf = TextClassifier.load(run)
+    texts = [" ".join(t["text"].split()[:n]) for t, n in zip(make_texts(40, seed=3), [1, 2, 3, 5, 8, 13, 21] * 6)]
+    shapes = []
+    pad = batching.pad_batch
+    monkeypatch.setattr(batching, "pad_batch", lambda ids, *a: (shapes.append((len(ids), max(map(len, ids)))), pad(ids, *a))[1])
+    clf.batch_size, clf.max_tokens = len(texts), None
+    whole_probs, whole_dec = clf.scores(texts)
+    assert len(shapes) == 1  # one padded call for all texts
+    shapes.clear()
+    clf.batch_size, clf.max_tokens = 8, 40
+    probs, dec = clf.scores(texts)
+    assert len(shapes) > 3 and all(n <= 8 and (n == 1 or n * width <= 40) for n, width in shapes)
+    np.testing.assert_allclose(probs, whole_probs, atol=1e-5)  # same answers, each in its text's place
+    assert (dec == whole_dec).all()
+    one_by_one = np.concatenate([clf.scores([t])[0] for t in texts])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
 
 
 # ---------------------------------------------------------------- the micro-batcher alone

@@ -22,8 +22,10 @@ Texts = Union[str, Sequence[str]]
 class TextClassifier:
     """A trained classifier loaded from a run directory (or trained from a config)."""
 
-    def __init__(self, bundle=None, batch_size: int = 64):
-        self._bundle, self.batch_size = bundle, batch_size
+    def __init__(self, bundle=None, batch_size: int = 64, max_tokens: int | None = None):
+        # texts are scored in length-sorted batches of at most batch_size texts and, with max_tokens,
+        # at most that many padded token positions (texts x longest) per model call
+        self._bundle, self.batch_size, self.max_tokens = bundle, batch_size, max_tokens
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -81,7 +83,7 @@ class TextClassifier:
             bad = next(t for t in texts if not isinstance(t, str))
             raise TextsiftError(f"predict: expected text strings, got {type(bad).__name__} {bad!r}")
         b = self.bundle
-        return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size)
+        return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size, max_tokens=self.max_tokens)
 
     def predict(self, texts: Texts):
         """Label (single-label) or list of labels (multi-label) for one text; a list of those for a list."""
@@ -110,7 +112,7 @@ class TextClassifier:
         if not texts:
             return []
         probs, decisions = self._probs(texts)
-        return [{"text": text, **self.record(row, decision, top_k)} for text, row, decision in zip(texts, probs, decisions)]
+        return [{"text": text, **rec} for text, rec in zip(texts, self.records(probs, decisions, top_k))]
 
     def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(n, labels)`` and decisions (class indices, or 0/1 rows for multi-label)."""
@@ -118,15 +120,48 @@ class TextClassifier:
 
     def record(self, probs: np.ndarray, decision, top_k: int = 3, all_probabilities: bool = True) -> dict:
         """One text's record from its ``scores`` row: label(s), probability, top-k (and every probability)."""
-        scheme, rec = self.bundle.scheme, {}
-        names = scheme.names(decision)
-        if scheme.multi_label:
-            rec["labels"] = names
-        else:
-            rec["label"], rec["probability"] = names[0], float(probs[decision])
-        top = np.argpartition(-probs, top_k - 1)[:top_k] if top_k < len(probs) else np.arange(len(probs))
-        top = top[np.lexsort((top, -probs[top]))]  # by probability, ties by label order
-        rec["top_k"] = [{"label": scheme.labels[i], "probability": round(float(probs[i]), 6)} for i in top]
-        if all_probabilities:
-            rec["probabilities"] = {label: round(float(p), 6) for label, p in zip(scheme.labels, probs)}
-        return rec
+        return self.records(np.asarray(probs)[None], np.asarray(decision)[None], top_k, all_probabilities)[0]
+
+    def records(self, probs: np.ndarray, decisions: np.ndarray, top_k: int = 3,
+                all_probabilities: bool = True) -> list[dict]:
+        """``record`` for every row of ``scores``, ranked for all rows at once."""
+        return self.ranked_records(RankedScores(probs, decisions), top_k, all_probabilities)
+
+    def ranked_records(self, ranked: "RankedScores", top_k: int = 3, all_probabilities: bool = True) -> list[dict]:
+        """``records`` from scores ranked beforehand: plain Python on lists, no numpy call per row. The
+        service ranks each collected batch once in its model thread and builds each request's records
+        from its slice (per-request numpy calls cost more than a small model's share of the batch)."""
+        scheme, labels = self.bundle.scheme, self.bundle.scheme.labels
+        top_k = min(top_k, len(labels))
+        out = []
+        for row, ranks, decision in zip(ranked.probs, ranked.order, ranked.decisions):
+            rec = {}
+            if scheme.multi_label:
+                rec["labels"] = scheme.names(decision)
+            else:
+                rec["label"], rec["probability"] = labels[decision], row[decision]
+            rec["top_k"] = [{"label": labels[j], "probability": round(row[j], 6)} for j in ranks[:top_k]]
+            if all_probabilities:
+                rec["probabilities"] = {label: round(p, 6) for label, p in zip(labels, row)}
+            out.append(rec)
+        return out
+
+
+class RankedScores:
+    """``scores`` output as Python lists, each row's labels ranked by probability (ties by label order);
+    slicing gives the rows of one request."""
+
+    __slots__ = ("probs", "order", "decisions")
+
+    def __init__(self, probs, decisions, order=None):
+        if order is None:  # from arrays: rank every row at once
+            probs, decisions = np.asarray(probs), np.asarray(decisions)
+            order = np.argsort(-probs, axis=1, kind="stable").tolist()
+            probs, decisions = probs.tolist(), decisions.tolist()
+        self.probs, self.order, self.decisions = probs, order, decisions
+
+    def __getitem__(self, rows: slice) -> "RankedScores":
+        return RankedScores(self.probs[rows], self.decisions[rows], self.order[rows])
+
+    def __len__(self) -> int:
+        return len(self.probs)

@@ -32,7 +32,10 @@ def add_arguments(p) -> None:
                    help="hold a batch open this long for more requests (default 0: batches still form "
                         "while the model is busy)")
     p.add_argument("--model-batch-size", type=int, default=d.model_batch_size,
-                   help="texts per model call within a batch, grouped by length (less padding)")
+                   help="most texts per model call: a batch is sorted by length and cut into model calls")
+    p.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens,
+                   help=f"most padded token positions (texts x longest text) per model call (default "
+                        f"{d.max_batch_tokens}; 0: no token bound, calls of --model-batch-size texts)")
     p.add_argument("--max-texts", type=int, default=d.max_texts, help="most texts per request (413 above)")
     p.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="longest text in characters (413)")
     p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="largest request body (413)")
@@ -51,12 +54,19 @@ def run(args) -> int:
     from textsift.serving.app import ServeSettings, create_app
 
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                             model_batch_size=args.model_batch_size, max_texts=args.max_texts,
+                             model_batch_size=args.model_batch_size, max_batch_tokens=args.max_batch_tokens or None,
+                             max_texts=args.max_texts,
                              max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
                              default_top_k=args.top_k)
     # a server idles between requests: ONNX Runtime threads must sleep, not spin, or they take the
     # CPU the event loop and the tokenizer need
     clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads, spinning=False)
+    if args.backend != "torch":
+        # torch only computes the softmax of each batch here: its thread pool, woken for a (batch, labels)
+        # tensor, competed with ONNX Runtime's threads for the cores (milliseconds per batch under load)
+        import torch
+
+        torch.set_num_threads(1)
     app = create_app(clf, settings, args.backend)
     print(f"textsift serving {args.run_dir} ({args.backend}, {clf.task}, {len(clf.labels)} labels) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr, flush=True)

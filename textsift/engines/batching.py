@@ -78,20 +78,37 @@ class StreamBatches:
             yield self.encode([ex.text for ex in chunk]), self.targets([ex.labels for ex in chunk])
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
-    """Index batches of similar lengths (for inference: less padding, same results)."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> Iterator[np.ndarray]:
+    """Index batches of similar lengths (for inference: less padding, same results).
+
+    The texts are sorted by length and cut into consecutive batches of at most ``batch_size``; with
+    ``max_tokens``, a batch also ends before the next text would take its padded size (texts x its
+    longest length) past ``max_tokens``, so short texts go in large batches and long ones in small
+    batches. A single text always makes a batch, however long."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    if max_tokens is None:
+        for start in range(0, len(order), batch_size):
+            yield order[start:start + batch_size]
+        return
+    start = 0
+    for end, size in enumerate(np.maximum(lengths[order], 1).tolist()):  # ascending: the newest is the longest
+        count = end - start + 1
+        if count > 1 and (count > batch_size or count * size > max_tokens):
+            yield order[start:end]
+            start = end
+    if start < len(order):
+        yield order[start:]
 
 
 @torch.no_grad()
 def predict_logits(model, encoded: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                   device: torch.device | str = "cpu") -> np.ndarray:
-    """Logits ``(n, num_labels)`` for encoded texts, in input order; the model is put in eval mode."""
+                   device: torch.device | str = "cpu", max_tokens: int | None = None) -> np.ndarray:
+    """Logits ``(n, num_labels)`` for encoded texts, in input order; the model is put in eval mode.
+    Batches: ``length_sorted_batches(lengths, batch_size, max_tokens)``."""
     model.eval()
     out = np.zeros((len(encoded), model.num_labels), dtype=np.float32)
-    for idx in length_sorted_batches([len(x) for x in encoded], batch_size):
+    for idx in length_sorted_batches([len(x) for x in encoded], batch_size, max_tokens):
         ids, mask = pad_batch([encoded[i] for i in idx], pad_id, model.min_length())
         with autocast(model, device):
             logits = model(ids.to(device), mask.to(device)).logits

@@ -10,9 +10,10 @@ from textsift.engines.batching import predict_logits
 
 
 def score(model, scheme, encoder, texts: Sequence[str], max_length: int, batch_size: int,
-          device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities ``(n, num_labels)`` and decisions for ``texts``. A K-fold ensemble (``model.members``)
-    encodes the texts once per member and averages the members' logits."""
+          device="cpu", max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``(n, num_labels)`` and decisions for ``texts``, tokenized once and scored in length-sorted
+    batches (at most ``batch_size`` texts and, with ``max_tokens``, that many padded positions each). A K-fold
+    ensemble (``model.members``) encodes the texts once per member and averages the members' logits."""
     if getattr(model, "members", None) is not None:
         import torch
 
@@ -20,18 +21,18 @@ def score(model, scheme, encoder, texts: Sequence[str], max_length: int, batch_s
         probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
         return probs, scheme.decide(probs)
     return score_encoded(model, scheme, encoder.encode_batch(list(texts), max_length), batch_size,
-                         encoder.pad_id, device)
+                         encoder.pad_id, device, max_tokens)
 
 
 def score_encoded(model, scheme, encoded: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                  device="cpu") -> tuple[np.ndarray, np.ndarray]:
+                  device="cpu", max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``score`` for texts that are already encoded (the trainer encodes dev once, not every epoch)."""
     import torch
 
     if hasattr(model, "encoded_logits"):  # another runtime (ONNX Runtime) computes the logits
-        logits = model.encoded_logits(encoded, batch_size)
+        logits = model.encoded_logits(encoded, batch_size, max_tokens)
     else:
-        logits = predict_logits(model, encoded, batch_size, pad_id, device)
+        logits = predict_logits(model, encoded, batch_size, pad_id, device, max_tokens)
     probs = scheme.probabilities(torch.from_numpy(logits)).numpy()
     return probs, scheme.decide(probs)
 

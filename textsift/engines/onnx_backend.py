@@ -65,10 +65,12 @@ class OnnxModel:
             ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
         return ids, mask
 
-    def encoded_logits(self, encoded: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
+    def encoded_logits(self, encoded: Sequence[Sequence[int]], batch_size: int,
+                       max_tokens: int | None = None) -> np.ndarray:
         """Logits ``(n, num_labels)`` in input order; batches of similar lengths, like the torch backend."""
         out = np.zeros((len(encoded), self.num_labels), dtype=np.float32)
-        for idx in length_sorted_batches([len(x) for x in encoded], batch_size):
+        max_tokens = None if self.fixed_length else max_tokens  # every text is padded to the fixed length anyway
+        for idx in length_sorted_batches([len(x) for x in encoded], batch_size, max_tokens):
             out[idx] = self.batch_logits(*self.pad([encoded[i] for i in idx]))
         return out
 

@@ -21,12 +21,18 @@ class ServiceMetrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.model_seconds = Histogram("textsift_batch_seconds", "Model time per batch (seconds)",
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[str, int], tuple] = {}
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
-        known = path in ("/predict", "/health", "/labels", "/metrics", "/")
-        path = path if known else "other"  # unbounded label values would grow the registry without end
-        self.requests.labels(path, str(status)).inc()
-        self.latency.labels(path).observe(seconds)
+        children = self._children.get((path, status))
+        if children is None:  # labels() takes a lock and builds its key each call: look the pair up once
+            known = path in ("/predict", "/health", "/labels", "/metrics", "/")
+            label = path if known else "other"  # unbounded label values would grow the registry without end
+            children = (self.requests.labels(label, str(status)), self.latency.labels(label))
+            if known:
+                self._children[(path, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, texts: int, seconds: float) -> None:
         self.batch_size.observe(texts)
