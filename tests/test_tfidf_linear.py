@@ -122,11 +122,12 @@ def test_refit_on_train_plus_dev_keeps_dev_metrics_honest(tmp_path, tiny_data):
 
 
 def _nbsvm_reference(x, y, C, alpha=1.0):
-    """Wang & Manning's NBSVM written out: per label, r from smoothed feature sums, SVM on x * r."""
+    """Wang & Manning's NBSVM written out: per label, r from smoothed counts of texts containing each
+    feature, SVM on x * r."""
     scores = []
     for j in range(y.shape[1]):
         pos = y[:, j] == 1
-        p, q = alpha + x[pos].sum(0), alpha + x[~pos].sum(0)
+        p, q = alpha + (x[pos] > 0).sum(0), alpha + (x[~pos] > 0).sum(0)
         r = np.log(p / p.sum()) - np.log(q / q.sum())
         svm = LinearSVC(C=C, random_state=0, max_iter=2000).fit(x * r, pos.astype(int))
         scores.append(svm.decision_function(x * r))

@@ -42,9 +42,9 @@ class TfidfLinearParams(ModelParams):
     nb_scale: bool = Field(
         False, description="NBSVM (Wang & Manning 2012): fit one binary classifier per label on TF-IDF features "
                            "scaled by that label's naive-Bayes log-count ratio log((p/|p|1) / (q/|q|1)) (p, q: "
-                           "feature sums over the label's texts and over the others, plus nb_alpha). The scale "
+                           "how many of the label's texts and of the others contain each feature, plus nb_alpha). The scale "
                            "is folded into the saved weights, so prediction is unchanged. liblinear solvers only.")
-    nb_alpha: float = Field(1.0, gt=0, description="Additive smoothing of the nb_scale feature sums.")
+    nb_alpha: float = Field(1.0, gt=0, description="Additive smoothing of the nb_scale feature counts.")
     max_iter: int = Field(2000, ge=1, description="Iteration cap of the liblinear solvers.")
 
     @model_validator(mode="after")
@@ -193,13 +193,14 @@ class TfidfLinear(TextModel):
         from scipy.sparse import diags
         from sklearn.base import clone
 
-        alpha, total = self.params.nb_alpha, np.asarray(x.sum(0)).ravel()
+        alpha, present = self.params.nb_alpha, (x > 0).astype(np.float64).tocsr()  # binarized, as the paper
+        total = np.asarray(present.sum(0)).ravel()  # texts containing each feature
         binary = y.shape[1] == 2 and bool((y.sum(1) == 1).all())
         columns = [1] if binary else range(y.shape[1])
         coef, intercept = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
         for j in columns:
             pos = y[:, j].astype(bool)
-            pos_sum = np.asarray(x[pos].sum(0)).ravel()
+            pos_sum = np.asarray(present[pos].sum(0)).ravel()
             p, q = alpha + pos_sum, alpha + (total - pos_sum)
             r = np.log(p / p.sum()) - np.log(q / q.sum())
             if pos.all() or not pos.any():  # a label without positive (or negative) texts: constant score
