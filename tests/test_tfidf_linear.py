@@ -174,16 +174,16 @@ def test_nb_scale_binary_single_label_decides_like_one_nbsvm():
         build_model("tfidf_linear", {"nb_scale": True, "solver": "sgd"}, 10, 2)
 
 
-def test_best_global_micro_f1_is_the_best_threshold():
+def test_best_global_threshold_of_raw_scores_is_the_best_one():
     from sklearn.metrics import f1_score
 
-    from textsift.models.tfidf_linear import best_global_micro_f1
+    from textsift.reporting.metrics import best_global_threshold
 
     rng = np.random.default_rng(0)
     y = rng.random((60, 5)) < 0.3
     scores = np.round(rng.normal(size=(60, 5)) + y, 1)  # rounded: ties between scores must be handled
-    best, t = best_global_micro_f1(scores, y)
+    t, best = best_global_threshold(y, scores)
     grid = np.unique(np.r_[scores.ravel(), scores.min() - 1])
     brute = max(f1_score(y, scores > g, average="micro", zero_division=0) for g in grid)
     assert best == pytest.approx(brute)
-    assert f1_score(y, scores > t, average="micro") == pytest.approx(best)
+    assert f1_score(y, scores >= t, average="micro") == pytest.approx(best)

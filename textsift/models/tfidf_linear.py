@@ -230,25 +230,9 @@ def _dev_score(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
     thresholds are tuned on dev after fitting, so C is chosen by the F1 it can reach then)."""
     if not multi_label:
         return float((scores.argmax(1) == y).mean())
-    return best_global_micro_f1(scores, y)[0]
+    from textsift.reporting.metrics import best_global_threshold
 
-
-def best_global_micro_f1(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(micro-F1, threshold): the best micro-F1 over every threshold t of the rule ``score > t``
-    shared by all labels, and a t reaching it (midway between two neighbouring scores). Exact: one
-    sort of all scores, then true positives and predicted positives by cumulative sums."""
-    s, gold = scores.ravel(), y.ravel().astype(bool)
-    if not gold.any():
-        return 0.0, float(s.max())
-    order = np.argsort(-s, kind="stable")
-    s, gold = s[order], gold[order]
-    last = np.r_[s[1:] != s[:-1], True]  # predicting the top k is possible only at the end of a tie
-    tp, k = np.cumsum(gold)[last], np.flatnonzero(last) + 1
-    f1 = 2 * tp / (k + gold.sum())
-    i = int(f1.argmax())
-    end = k[i] - 1
-    t = (s[end] + s[end + 1]) / 2 if end + 1 < len(s) else s[end] - 1.0
-    return float(f1[i]), float(t)
+    return best_global_threshold(y, scores)[1]
 
 
 def _calibrate(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> tuple[float, float]:
