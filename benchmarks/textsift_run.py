@@ -26,10 +26,11 @@ from runner import run_child
 
 @dataclass(frozen=True)
 class TextsiftSpec:
-    """One textsift run: a dataset's preset plus ``key=value`` overrides."""
+    """One textsift run: a dataset's preset (or another preset of that dataset) plus ``key=value`` overrides."""
 
     dataset: str
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    preset: str | None = None  # default: the preset named like the dataset
 
 
 def split_overrides(text: str) -> list[str]:
@@ -47,12 +48,14 @@ def split_overrides(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_specs(items: list[str], datasets: list[str]) -> dict[str, list[TextsiftSpec]]:
+def parse_specs(items: list[str], datasets: list[str],
+                defaults: dict[str, list[str]] | None = None) -> dict[str, list[TextsiftSpec]]:
     """``--textsift-configs`` → the textsift runs of each dataset.
 
     Each item is ``DATASET:key=value[,key=value...]`` (``*`` for every dataset; ``DATASET:`` alone
-    is the preset as shipped). A dataset named by no item runs its preset as shipped; one named by
-    items runs exactly those.
+    is the preset as shipped; ``DATASET@PRESET:`` runs another preset on that dataset's splits, e.g.
+    ``thucnews_title@thucnews_title_fasttext:``). A dataset named by no item runs the presets listed
+    for it in ``defaults`` (else its own preset) as shipped; one named by items runs exactly those.
 
     Raises:
         ValueError: an item without ``:``, or naming a dataset that is not being benchmarked.
@@ -60,6 +63,7 @@ def parse_specs(items: list[str], datasets: list[str]) -> dict[str, list[Textsif
     runs: dict[str, list[TextsiftSpec]] = {}
     for item in items:
         name, sep, rest = item.partition(":")
+        name, _, preset = name.partition("@")
         if not sep:
             raise ValueError(f"--textsift-configs '{item}': expected DATASET:key=value[,key=value], "
                              f"e.g. thucnews_title:model.name=fasttext")
@@ -71,8 +75,10 @@ def parse_specs(items: list[str], datasets: list[str]) -> dict[str, list[Textsif
             raise ValueError(f"--textsift-configs '{item}': dataset '{name}' is not in --datasets "
                              f"({', '.join(datasets)})")
         for ds in targets:
-            runs.setdefault(ds, []).append(TextsiftSpec(ds, tuple(split_overrides(rest))))
-    return {ds: runs.get(ds, [TextsiftSpec(ds)]) for ds in datasets}
+            runs.setdefault(ds, []).append(TextsiftSpec(ds, tuple(split_overrides(rest)), preset or None))
+    defaults = defaults or {}
+    return {ds: runs.get(ds) or [TextsiftSpec(ds, (), None if p == ds else p) for p in defaults.get(ds, [ds])]
+            for ds in datasets}
 
 
 def find_cli() -> Path | None:
@@ -100,6 +106,10 @@ def preset_path(dataset: str) -> Path:
     return REPO_ROOT / "textsift" / "presets" / f"{dataset}.yaml"
 
 
+def spec_preset(spec: TextsiftSpec) -> Path:
+    return preset_path(spec.preset or spec.dataset)
+
+
 def model_name(spec: TextsiftSpec) -> str:
     """``model.name`` from the overrides, else from the preset YAML, else ``preset``."""
     for o in spec.overrides:
@@ -109,7 +119,7 @@ def model_name(spec: TextsiftSpec) -> str:
     try:
         import yaml
 
-        raw = yaml.safe_load(preset_path(spec.dataset).read_text(encoding="utf-8"))
+        raw = yaml.safe_load(spec_preset(spec).read_text(encoding="utf-8"))
         return str(raw["model"]["name"])
     except Exception:   # an unreadable preset is reported by textsift itself
         return "preset"
@@ -118,6 +128,7 @@ def model_name(spec: TextsiftSpec) -> str:
 def label(spec: TextsiftSpec) -> str:
     """``textsift textcnn (train.epochs=5)``: the model and any other overrides."""
     extra = [o for o in spec.overrides if not o.startswith("model.name=")]
+    extra = ([f"preset {spec.preset}"] if spec.preset else []) + extra
     return f"textsift {model_name(spec)}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -136,14 +147,14 @@ def run_textsift(spec: TextsiftSpec, splits: Splits, task: str, data_dir: Path, 
     """Train one textsift configuration; returns a result row (``na`` set when it could not run)."""
     row = {"dataset": spec.dataset, "system": "textsift", "label": label(spec), "task": task,
            "eval_split": splits.eval_split, "overrides": list(spec.overrides), "metrics": None, "na": None}
-    preset = preset_path(spec.dataset)
+    preset = spec_preset(spec)
     if not preset.is_file():
         return {**row, "na": f"no preset {preset.relative_to(REPO_ROOT)}"}
     problem = cli_problem()
     if problem:
         return {**row, "na": problem}
     extra = [o for o in spec.overrides if not o.startswith("model.name=")]
-    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([spec.dataset, model_name(spec), *extra]))[:120]
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([spec.preset or spec.dataset, model_name(spec), *extra]))[:120]
     run_dir, n = work_dir / slug, 1
     while run_dir.exists():   # the same model twice with different overrides
         n += 1

@@ -119,3 +119,71 @@ def test_refit_on_train_plus_dev_keeps_dev_metrics_honest(tmp_path, tiny_data):
     assert a != (tmp_path / "refit" / "model.safetensors").read_bytes()  # the saved model did change
     cnn = write_config(tmp_path / "d.yaml", tiny_data, model_name="textcnn")
     assert main(["train", "-c", str(cnn), "--run-dir", str(tmp_path / "cnn"), "train.refit=true"]) == 2
+
+
+def _nbsvm_reference(x, y, C, alpha=1.0):
+    """Wang & Manning's NBSVM written out: per label, r from smoothed counts of texts containing each
+    feature, SVM on x * r."""
+    scores = []
+    for j in range(y.shape[1]):
+        pos = y[:, j] == 1
+        p, q = alpha + (x[pos] > 0).sum(0), alpha + (x[~pos] > 0).sum(0)
+        r = np.log(p / p.sum()) - np.log(q / q.sum())
+        svm = LinearSVC(C=C, random_state=0, max_iter=2000).fit(x * r, pos.astype(int))
+        scores.append(svm.decision_function(x * r))
+    return np.stack(scores, 1)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_nb_scale_equals_nbsvm_and_is_folded_into_the_weights(multi_label):
+    rows = make_texts(120, seed=8, multi=multi_label)
+    names = sorted({lab for r in rows for lab in r.get("labels", [r.get("label")])})
+    ids, vocab = _encode([r["text"] for r in rows])
+    if multi_label:
+        y = torch.tensor([[float(n in r["labels"]) for n in names] for r in rows])
+    else:
+        y = torch.tensor([names.index(r["label"]) for r in rows])
+    model = build_model("tfidf_linear", {"C": 0.5, "nb_scale": True}, len(vocab), len(names))
+    assert model.fit_data(ids, y, multi_label=multi_label) is True
+    x, mask = pad_batch(ids, 0)
+    with torch.no_grad():
+        logits = model(x, mask).logits.numpy()
+    tfidf = model._tfidf(model._count_matrix(ids)).toarray()
+    onehot = y.numpy() if multi_label else np.eye(len(names))[y.numpy()]
+    ref = _nbsvm_reference(tfidf, onehot, C=0.5)
+    np.testing.assert_allclose(logits, ref, atol=1e-4)
+    plain = build_model("tfidf_linear", {"C": 0.5}, len(vocab), len(names))
+    plain.fit_data(ids, y, multi_label=multi_label)
+    assert not torch.allclose(plain.weight.weight, model.weight.weight)  # the scaling did change the fit
+
+
+def test_nb_scale_binary_single_label_decides_like_one_nbsvm():
+    rows = [r for r in make_texts(120, seed=9) if r["label"] != "tech"]
+    names = sorted({r["label"] for r in rows})
+    ids, vocab = _encode([r["text"] for r in rows])
+    y = torch.tensor([names.index(r["label"]) for r in rows])
+    model = build_model("tfidf_linear", {"nb_scale": True}, len(vocab), 2)
+    model.fit_data(ids, y, multi_label=False)
+    x, mask = pad_batch(ids, 0)
+    with torch.no_grad():
+        logits = model(x, mask).logits.numpy()
+    tfidf = model._tfidf(model._count_matrix(ids)).toarray()
+    ref = _nbsvm_reference(tfidf, np.eye(2)[y.numpy()][:, 1:], C=1.0)[:, 0]
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], ref, atol=1e-4)
+    with pytest.raises(Exception, match="liblinear"):
+        build_model("tfidf_linear", {"nb_scale": True, "solver": "sgd"}, 10, 2)
+
+
+def test_best_global_threshold_of_raw_scores_is_the_best_one():
+    from sklearn.metrics import f1_score
+
+    from textsift.reporting.metrics import best_global_threshold
+
+    rng = np.random.default_rng(0)
+    y = rng.random((60, 5)) < 0.3
+    scores = np.round(rng.normal(size=(60, 5)) + y, 1)  # rounded: ties between scores must be handled
+    t, best = best_global_threshold(y, scores)
+    grid = np.unique(np.r_[scores.ravel(), scores.min() - 1])
+    brute = max(f1_score(y, scores > g, average="micro", zero_division=0) for g in grid)
+    assert best == pytest.approx(brute)
+    assert f1_score(y, scores >= t, average="micro") == pytest.approx(best)

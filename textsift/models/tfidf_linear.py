@@ -14,7 +14,7 @@ from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from textsift.models.base import ModelOutput, ModelParams, TextModel, embedding_bag
@@ -39,7 +39,20 @@ class TfidfLinearParams(ModelParams):
         return v
 
     sublinear_tf: bool = Field(True, description="Use 1 + log(tf) instead of raw term counts.")
+    nb_scale: bool = Field(
+        False, description="NBSVM (Wang & Manning 2012): fit one binary classifier per label on TF-IDF features "
+                           "scaled by that label's naive-Bayes log-count ratio log((p/|p|1) / (q/|q|1)) (p, q: "
+                           "how many of the label's texts and of the others contain each feature, plus nb_alpha). The scale "
+                           "is folded into the saved weights, so prediction is unchanged. liblinear solvers only.")
+    nb_alpha: float = Field(1.0, gt=0, description="Additive smoothing of the nb_scale feature counts.")
     max_iter: int = Field(2000, ge=1, description="Iteration cap of the liblinear solvers.")
+
+    @model_validator(mode="after")
+    def _nb_needs_liblinear(self):
+        if self.nb_scale and self.solver == "sgd":
+            raise ValueError("nb_scale needs a liblinear solver (svm or logreg), found solver 'sgd'; "
+                             "set solver: svm or remove nb_scale")
+        return self
 
 
 @MODELS.register("tfidf_linear", params=TfidfLinearParams)
@@ -160,15 +173,44 @@ class TfidfLinear(TextModel):
             base = LinearSVC(C=C, max_iter=p.max_iter, random_state=0)
         else:
             base = LogisticRegression(C=C, max_iter=p.max_iter, solver="liblinear", random_state=0)
-        clf = OneVsRestClassifier(base) if multi_label else base
-        clf.fit(x, y)
-        if multi_label:
+        if p.nb_scale:
+            coef, intercept = self._fit_nb(base, x, y if multi_label else _one_hot(y, self.num_labels))
+        elif multi_label:
+            clf = OneVsRestClassifier(base).fit(x, y)
             coef = np.vstack([e.coef_ for e in clf.estimators_])  # (labels, features)
             intercept = np.concatenate([e.intercept_ for e in clf.estimators_])
         else:
+            clf = base.fit(x, y)
             coef, intercept = clf.coef_, clf.intercept_
             if coef.shape[0] == 1:  # binary: one score f for class 1; logits (-f/2, f/2) decide the same
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        return coef, intercept
+
+    def _fit_nb(self, base, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """NBSVM: per label, scale the features by the log-count ratio r, fit a binary classifier on
+        ``x * r`` and return its weights times r (so that ``x @ coef.T`` is the score on scaled features).
+        ``y`` is a 0/1 indicator matrix (labels as columns); a binary single-label task fits once."""
+        from scipy.sparse import diags
+        from sklearn.base import clone
+
+        alpha, present = self.params.nb_alpha, (x > 0).astype(np.float64).tocsr()  # binarized, as the paper
+        total = np.asarray(present.sum(0)).ravel()  # texts containing each feature
+        binary = y.shape[1] == 2 and bool((y.sum(1) == 1).all())
+        columns = [1] if binary else range(y.shape[1])
+        coef, intercept = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
+        for j in columns:
+            pos = y[:, j].astype(bool)
+            pos_sum = np.asarray(present[pos].sum(0)).ravel()
+            p, q = alpha + pos_sum, alpha + (total - pos_sum)
+            r = np.log(p / p.sum()) - np.log(q / q.sum())
+            if pos.all() or not pos.any():  # a label without positive (or negative) texts: constant score
+                coef[j], intercept[j] = 0.0, 1.0 if pos.all() else -1.0
+                continue
+            clf = clone(base).fit(x @ diags(r.astype(x.dtype)), pos.astype(int))
+            coef[j], intercept[j] = clf.coef_.ravel() * r, clf.intercept_[0]
+        if binary:  # as for liblinear's own binary fit: logits (-f/2, f/2)
+            coef[1], intercept[1] = coef[1] / 2, intercept[1] / 2
+            coef[0], intercept[0] = -coef[1], -intercept[1]
         return coef, intercept
 
     def _set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
@@ -177,13 +219,20 @@ class TfidfLinear(TextModel):
             self.bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
 
 
+def _one_hot(y: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((len(y), n), dtype=np.int64)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
 def _dev_score(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
-    """Accuracy (single-label) or micro-F1 at margin 0 (multi-label) of decision scores."""
+    """Accuracy (single-label), or micro-F1 at the best single decision threshold (multi-label: the
+    thresholds are tuned on dev after fitting, so C is chosen by the F1 it can reach then)."""
     if not multi_label:
         return float((scores.argmax(1) == y).mean())
-    from sklearn.metrics import f1_score
+    from textsift.reporting.metrics import best_global_threshold
 
-    return float(f1_score(y, scores > 0, average="micro", zero_division=0))
+    return best_global_threshold(y, scores)[1]
 
 
 def _calibrate(scores: np.ndarray, y: np.ndarray, multi_label: bool) -> tuple[float, float]:

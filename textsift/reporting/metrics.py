@@ -221,6 +221,20 @@ def tune_thresholds(y_true, probs, grid=None) -> np.ndarray:
     return thresholds
 
 
+def best_global_threshold(y_true, scores) -> tuple[float, float]:
+    """(threshold, micro-F1): the threshold shared by all labels, among every achievable split of the
+    scores (midpoints between consecutive distinct values, and one below and above them all), that
+    maximises micro-F1 of ``scores >= threshold``; for raw scores of any range (e.g. SVM margins)."""
+    y_true, scores = (np.asarray(y_true) > 0).astype(np.int64).ravel(), np.asarray(scores, np.float64).ravel()
+    if y_true.sum() == 0:
+        return float(scores.max()) + 1.0, 0.0
+    seen = np.unique(scores)
+    candidates = np.concatenate([[seen[0] - 1.0], (seen[1:] + seen[:-1]) / 2, [seen[-1] + 1.0]])
+    t = _best_threshold(y_true, scores, candidates)
+    predicted = scores >= t
+    return t, float(2 * (predicted & (y_true > 0)).sum() / (predicted.sum() + y_true.sum()))
+
+
 def tune_global_threshold(y_true, probs) -> float:
     """One threshold shared by all labels that maximises micro-F1 on dev (0.01 .. 0.99)."""
     y_true, probs = (np.asarray(y_true) > 0).astype(np.int64), np.asarray(probs, dtype=np.float64)
