@@ -193,11 +193,12 @@ def test_graceful_shutdown_finishes_in_flight_requests(run):
     assert result["answer"][0] == 200 and result["answer"][1]["label"] in ("finance", "sports", "tech")
 
 
-def test_onnx_backend_serves_the_same_answers(run, tmp_path):
+@pytest.mark.parametrize("spin", [[], ["--no-spin"]], ids=["spinning", "no-spin"])
+def test_onnx_backend_serves_the_same_answers(run, tmp_path, spin):
     from textsift.engines.export import export_run
 
     export_run(run, tmp_path / "onnx", int8=True)
-    s = Server(tmp_path / "onnx", "--backend", "onnx", "--threads", "1")
+    s = Server(tmp_path / "onnx", "--backend", "onnx", "--threads", "1", *spin)
     try:
         assert http(s.port, "/health")[1]["backend"] == "onnx"
         expected = _expected(run, TEXTS[:4])
