@@ -139,7 +139,7 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        from textsift.engines.logging_utils import keep_root_handlers
+        from textsift.engines.logging_utils import quiet_root_logger
 
         # dynamic quantization: int8 weights, activations quantized per batch at run time (no calibration data)
         import onnx
@@ -149,19 +149,14 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
         graph = onnx.load(str(folder / ONNX_FILE))
         del graph.graph.value_info[:]
         onnx.save(graph, str(folder / ".fp32-for-int8.onnx"))
-        root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR  # quantize_dynamic's advice goes to the root logger
-        try:
-            # matrix products only: int8 convolutions (ConvInteger) run slower than fp32 ones in ORT on
-            # CPU (a TextCNN batch took 3x longer), while int8 MatMul/Gemm are the big win for encoders
-            with keep_root_handlers():  # its root-logger calls would install a root handler: doubled lines
-                # a fused graph's Attention nodes become QAttention (int8 Q/K/V projections); the type of
-                # tensors from contrib ops is unknown to ONNX shape inference, hence DefaultTensorType
-                quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
-                                 weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        finally:
-            root.setLevel(level)
+        # matrix products only: int8 convolutions (ConvInteger) run slower than fp32 ones in ORT on
+        # CPU (a TextCNN batch took 3x longer), while int8 MatMul/Gemm are the big win for encoders
+        with quiet_root_logger():  # quantize_dynamic's advice goes to the root logger
+            # a fused graph's Attention nodes become QAttention (int8 Q/K/V projections); the type of
+            # tensors from contrib ops is unknown to ONNX shape inference, hence DefaultTensorType
+            quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
+                             weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         (folder / ".fp32-for-int8.onnx").unlink()
         int8_report = check_parity(wrapper, onnx_runner(folder / ONNX_INT8_FILE), examples, length, None,
                                    "onnx int8")
@@ -210,18 +205,13 @@ def _fuse_transformer(wrapper, path: Path, examples, length, tolerance) -> dict:
         import onnx
         from onnxruntime.transformers.optimizer import optimize_model
 
-        from textsift.engines.logging_utils import keep_root_handlers
+        from textsift.engines.logging_utils import quiet_root_logger
 
         staged = path.with_name(".fused.onnx")
-        root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR  # the optimizer's progress lines
-        try:
-            with keep_root_handlers(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                optimize_model(str(path), model_type="bert", num_heads=shape[0],
-                               hidden_size=shape[1]).save_model_to_file(str(staged))
-        finally:
-            root.setLevel(level)
+        with quiet_root_logger(), warnings.catch_warnings():  # the optimizer's progress lines
+            warnings.simplefilter("ignore")
+            optimize_model(str(path), model_type="bert", num_heads=shape[0],
+                           hidden_size=shape[1]).save_model_to_file(str(staged))
         ops = Counter(n.op_type for n in onnx.load(str(staged), load_external_data=False).graph.node)
         fused = {k: ops[k] for k in ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu",
                                      "FastGelu", "Gelu") if ops[k]}

@@ -69,3 +69,17 @@ def keep_root_handlers():
     finally:
         for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
+
+
+@contextmanager
+def quiet_root_logger(level: int = logging.ERROR):
+    """``keep_root_handlers``, with the root logger raised to ``level`` inside the block: ONNX Runtime's
+    quantizers and transformer optimizer write their advice and progress lines to the root logger."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(level)
+    try:
+        with keep_root_handlers():
+            yield
+    finally:
+        root.setLevel(before)

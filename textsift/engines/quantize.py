@@ -158,7 +158,7 @@ def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from textsift.engines.export import EXPORT_JSON, INPUTS, ONNX_FILE, ONNX_INT8_FILE
-    from textsift.engines.logging_utils import keep_root_handlers
+    from textsift.engines.logging_utils import quiet_root_logger
     from textsift.engines.onnx_backend import OnnxModel
     from textsift.rundir import read_json, write_json
 
@@ -178,18 +178,15 @@ def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
     del graph.graph.value_info[:]  # re-inferred by the quantizer (see export.py)
     staged = out_dir / ".fp32-for-int8.onnx"
     onnx.save(graph, str(staged))
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR
     try:
         # Only the matrix products: quantizing everything also quantizes the attention-mask arithmetic
         # (its calibrated range is infinite: accuracy fell 16-19 points) and puts Q/DQ pairs around every
         # op (5x slower). uint8 activations with per-tensor scales is what ORT's CPU int8 GEMMs run fastest.
-        with keep_root_handlers():  # ORT logs to the root logger, which would install a root handler
+        with quiet_root_logger():  # ORT logs to the root logger
             quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
                             op_types_to_quantize=["MatMul", "Gemm"])
     finally:
-        root.setLevel(level)
         staged.unlink()
     int8 = OnnxModel(out_dir, {**manifest, "int8_file": ONNX_INT8_FILE}, int8=True)
     a, b = int8.encoded_logits(encoded, 16), fp32.encoded_logits(encoded, 16)
