@@ -95,15 +95,21 @@ def test_pretrained_encoders_export(family, chunked, data, tmp_path):
     assert manifest["fixed_length"] == (24 if chunked else None)
     assert manifest["int8_parity"]["texts"] == manifest["parity"]["texts"]
     _same_predictions(run, tmp_path / "onnx")
-    if family != "xlnet" and not chunked:   # BERT-family: one fused Attention node per layer, int8 QAttention
-        import onnx
+    import onnx
 
+    if family != "xlnet" and not chunked:   # BERT-family: one fused Attention node per layer, int8 QAttention
         layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
         assert manifest["fusion"]["fused"] and manifest["fusion"]["ops"]["Attention"] == layers
         ops = [n.op_type for n in onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph.node]
         assert ops.count("QAttention") == layers and "Attention" not in ops
+        # two skip-layer-norms per layer (+ any plain layer norm), rewritten as instance norms
+        assert manifest["layer_norm"]["rewritten"] == ops.count("InstanceNormalization") >= 2 * layers
+        assert "SkipLayerNormalization" not in ops and "LayerNormalization" not in ops
     elif family == "xlnet":
         assert "fusion" not in manifest
+        ops = [n.op_type for n in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.node]
+        assert manifest["layer_norm"]["rewritten"] == ops.count("InstanceNormalization") > 0
+        assert "LayerNormalization" not in ops
     # the export reloads without the source model folder (tokenizer and config travel with it)
     import shutil
     shutil.rmtree(folder)
@@ -119,8 +125,9 @@ def test_no_fuse_and_uneven_pruned_heads_keep_the_plain_graph(data, tmp_path):
     texts = [json.loads(line)["text"] for line in open(data["train"], encoding="utf-8")]
     run = _train(tmp_path, data, "hf", pretrained=str(make_tiny_model("bert", tmp_path / "bert", texts)))
     manifest = export_run(run, tmp_path / "plain", fuse=False)
-    assert "fusion" not in manifest
-    assert "Attention" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
+    assert "fusion" not in manifest and "layer_norm" not in manifest
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
+    assert "Attention" not in ops and "InstanceNormalization" not in ops and "LayerNormalization" in ops
     _same_predictions(run, tmp_path / "plain")
     # layers pruned to different head counts: one Attention shape per graph cannot describe them
     from textsift.engines.export import LogitsOnly
@@ -271,3 +278,51 @@ def test_multi_label_export_applies_the_same_thresholds(tmp_path):
     export_run(run, tmp_path / "onnx")
     clf = _same_predictions(run, tmp_path / "onnx")
     assert clf.multi_label and all(isinstance(x, list) for x in clf.predict(PROBE))
+
+
+def _layer_norm_graph(mean_output_used: bool = False, axis: int = -1):
+    """x -> SkipLayerNormalization(x, skip, gamma, beta, bias) -> LayerNormalization -> y (hidden 6)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=6).astype(np.float32), name) for name in ("g1", "b1", "bias", "g2")]
+    mean = "mean" if mean_output_used else ""
+    nodes = [helper.make_node("SkipLayerNormalization", ["x", "skip", "g1", "b1", "bias"], ["h", "", "", "sum"],
+                              domain="com.microsoft", epsilon=1e-5),
+             helper.make_node("LayerNormalization", ["h", "g2"], ["y", mean], axis=axis, epsilon=1e-3),
+             helper.make_node("Add", ["y", "sum"], ["out"])]
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", "s", 6])]
+    if mean_output_used:
+        outputs.append(helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["b", "s", 1]))
+    graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", "s", 6])
+                                            for n in ("x", "skip")], outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _run(model, feeds):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def test_layer_norms_rewritten_as_instance_norms_compute_the_same():
+    from textsift.engines.onnx_rewrite import layer_norms_as_instance_norm
+
+    rng = np.random.default_rng(1)
+    for shape in ((2, 5, 6), (1, 1, 6)):
+        feeds = {"x": rng.normal(size=shape).astype(np.float32), "skip": 3 + rng.normal(size=shape).astype(np.float32)}
+        model = _layer_norm_graph()
+        expected = _run(model, feeds)
+        assert layer_norms_as_instance_norm(model) == 2
+        ops = [n.op_type for n in model.graph.node]
+        assert "LayerNormalization" not in ops and "SkipLayerNormalization" not in ops
+        assert ops.count("InstanceNormalization") == 2
+        np.testing.assert_allclose(_run(model, feeds)[0], expected[0], atol=1e-5)
+    # left alone: a layer norm whose mean output is read, or one over another axis
+    for model in (_layer_norm_graph(mean_output_used=True), _layer_norm_graph(axis=1)):
+        assert layer_norms_as_instance_norm(model) == 1
+        assert [n.op_type for n in model.graph.node].count("LayerNormalization") == 1

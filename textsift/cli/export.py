@@ -23,8 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--exporter", default="auto", choices=EXPORTERS,
                    help="torch.onnx exporter: auto tries the TorchScript-based one, then dynamo")
     p.add_argument("--no-fuse", action="store_true",
-                   help="keep the plain ONNX graph: no ONNX Runtime transformer fusion (Attention, "
-                        "SkipLayerNormalization...) for BERT-family encoders; portable to other ONNX runtimes")
+                   help="keep the graph as PyTorch exports it: no ONNX Runtime transformer fusion (Attention, "
+                        "SkipLayerNormalization...) for BERT-family encoders and no rewrite of layer norms as "
+                        "instance norms (faster on ONNX Runtime's CPU kernels); for other ONNX runtimes")
     p.add_argument("--name", default="textsift", help="model name in a Triton repository (--format triton)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (only after success)")
 

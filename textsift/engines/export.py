@@ -111,7 +111,8 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
                   fuse: bool = True) -> dict:
     if int8 and fmt == "torchscript":
         raise TextsiftError("--int8: int8 quantization is done with ONNX Runtime; use --format onnx or triton")
-    fuse = fuse and fmt != "torchscript" and fusable(model)
+    rewrite = fuse and fmt != "torchscript"   # --no-fuse: the graph exactly as PyTorch exported it
+    fuse = rewrite and fusable(model)
     if fuse:   # ONNX Runtime's fusions recognise the eager attention's graph, not SDPA's
         model.encoder.set_attn_implementation("eager")
     wrapper = LogitsOnly(model).eval()
@@ -136,6 +137,10 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
         manifest["fusion"] = _fuse_transformer(wrapper, folder / ONNX_FILE, examples, length, tolerance)
         if manifest["fusion"].get("parity"):
             manifest["parity"] = manifest["fusion"].pop("parity")
+    if rewrite:
+        manifest["layer_norm"] = _rewrite_layer_norms(wrapper, folder / ONNX_FILE, examples, length, tolerance)
+        if manifest["layer_norm"].get("parity"):
+            manifest["parity"] = manifest["layer_norm"].pop("parity")
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -226,6 +231,30 @@ def _fuse_transformer(wrapper, path: Path, examples, length, tolerance) -> dict:
         return {"fused": False, "reason": reason}
     staged.replace(path)
     return {"fused": True, "ops": fused, "parity": parity}
+
+
+def _rewrite_layer_norms(wrapper, path: Path, examples, length, tolerance) -> dict:
+    """Layer norms as instance norms (``engines.onnx_rewrite``: ONNX Runtime's layer-norm kernels are the
+    slow part of a small encoder on CPU). Kept only when the rewritten graph passes the parity check."""
+    staged = path.with_name(".ln.onnx")
+    try:
+        import onnx
+
+        from textsift.engines.onnx_rewrite import layer_norms_as_instance_norm
+
+        graph = onnx.load(str(path))
+        count = layer_norms_as_instance_norm(graph)
+        if not count:
+            return {"rewritten": 0}
+        onnx.save(graph, str(staged))
+        parity = check_parity(wrapper, onnx_runner(staged), examples, length, tolerance, "onnx (layer norms)")
+    except Exception as e:  # keep the graph as it was: it passed its own parity check
+        staged.unlink(missing_ok=True)
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        log.warning("layer norms not rewritten (%s); the export keeps ONNX Runtime's layer-norm kernels", reason)
+        return {"rewritten": 0, "reason": reason}
+    staged.replace(path)
+    return {"rewritten": count, "parity": parity}
 
 
 def _onnx_with_fallback(wrapper, sample, path, opset, length, examples, tolerance, exporter):
