@@ -101,6 +101,20 @@ def test_changed_stage_is_superseded_and_its_dependents_redone(tiny, tmp_path):
     assert len(json.loads((run / "stages" / "student" / "history.json").read_text())) == 3
 
 
+def test_a_newer_exporter_redoes_only_the_onnx_stages(tiny, tmp_path, monkeypatch):
+    import textsift.engines.export as export
+
+    root, _ = tiny
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    weights = {n: (run / "stages" / n / "model.safetensors").stat().st_mtime_ns for n in ("teacher", "student")}
+    monkeypatch.setattr(export, "GRAPH_REVISION", export.GRAPH_REVISION + 1)
+    assert _run(str(root / "p.yaml"), run) == 0
+    # the ONNX export is made again (its old folder kept); torch's dynamic int8 and the trainings are reused
+    assert [p.name.rsplit("-", 2)[0] for p in (run / "superseded").iterdir()] == ["teacher_onnx"]
+    assert {n: (run / "stages" / n / "model.safetensors").stat().st_mtime_ns for n in weights} == weights
+
+
 def test_interrupted_training_stage_resumes_from_its_checkpoint(tiny, tmp_path, caplog):
     root, _ = tiny
     run = tmp_path / "run"

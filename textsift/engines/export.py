@@ -37,6 +37,9 @@ log = logging.getLogger("textsift")
 FORMATS = ("onnx", "torchscript", "triton")
 EXPORT_JSON, ONNX_FILE, ONNX_INT8_FILE, TORCHSCRIPT_FILE = "export.json", "model.onnx", "model.int8.onnx", "model.pt"
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "logits"
+# bumped when the exported graph of the same run changes (a pipeline re-run then exports again):
+# 2 = fused BERT-family encoders, 3 = layer norms as instance norms
+GRAPH_REVISION = 3
 PARITY_BATCHES, PARITY_LENGTHS = (1, 3, 16), (1, 7, None)  # None = the run's max_length
 
 

@@ -100,6 +100,10 @@ def _settings(cfg: PipelineConfig, c: Candidate) -> dict:
         out["config"] = student_raw(cfg, c, "<from>")
     if c.kind == "prune":
         out["data"] = cfg.data.model_dump(mode="json")
+    if c.kind == "export" or (c.kind == "quantize" and out.get("method", "").startswith("onnx")):
+        from textsift.engines.export import GRAPH_REVISION
+
+        out["graph_revision"] = GRAPH_REVISION   # a better exporter redoes the graphs on a re-run
     return out
 
 
