@@ -187,3 +187,61 @@ def test_best_global_threshold_of_raw_scores_is_the_best_one():
     brute = max(f1_score(y, scores > g, average="micro", zero_division=0) for g in grid)
     assert best == pytest.approx(brute)
     assert f1_score(y, scores >= t, average="micro") == pytest.approx(best)
+
+
+ZH_TOPICS = {"体育": ["篮球比赛", "足球", "冠军", "球员", "教练", "联赛"],
+             "财经": ["股票", "基金", "银行", "投资", "市场", "利率"],
+             "科技": ["手机", "芯片", "电脑", "软件", "网络", "机器人"]}
+
+
+@pytest.mark.parametrize("tokenizer, lang", [
+    ({"name": "char", "ngrams": 2, "word_ngrams": 2, "ngram_buckets": 5003}, "zh"),
+    ({"name": "word", "ngrams": 2, "token_pattern": r"(?u)\b\w\w+\b", "ngram_buckets": 5003}, "en"),
+])
+def test_run_with_word_features_or_token_pattern_reloads_with_identical_predictions(tmp_path, tokenizer, lang):
+    """word_ngrams / token_pattern are saved with the run: a reloaded model predicts exactly what the
+    trained one did (the test report written during training: accuracy and every misclassified text)."""
+    import json
+    import random
+
+    from conftest import make_texts, write_config, write_jsonl
+    from textsift.api import TextClassifier
+    from textsift.cli.main import main
+    from textsift.tokenizers import TextEncoder
+
+    def rows(n, seed):
+        rng = random.Random(seed)
+        if lang == "en":  # with punctuation and one-letter words, which the token pattern drops
+            out = [dict(r, text=r["text"] + ", i said (a) ...") for r in make_texts(n, seed)]
+        else:
+            out = [{"text": "".join(rng.sample(ZH_TOPICS[lab], 2) + ["，今天的新闻！"]), "label": lab}
+                   for lab in (sorted(ZH_TOPICS)[i % 3] for i in range(n))]
+        for r in out:  # 20% noisy labels, so that the test report has misclassified texts to compare
+            if rng.random() < 0.2:
+                r["label"] = rng.choice(sorted({x["label"] for x in out}))
+        return out
+
+    files = {s: str(write_jsonl(tmp_path / f"{s}.jsonl", rows(n, seed)))
+             for s, n, seed in (("train", 150, 1), ("dev", 40, 2), ("test", 60, 3))}
+    cfg = write_config(tmp_path / "c.yaml", files, model_name="tfidf_linear", model={"C": 1.0},
+                       tokenizer=tokenizer, report={"plots": False})
+    run = tmp_path / "run"
+    assert main(["train", "-c", str(cfg), "--run-dir", str(run)]) == 0
+
+    saved = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))["tokenizer"]
+    assert {k: saved[k] for k in tokenizer} == tokenizer
+    clf = TextClassifier.load(run)
+    test = [json.loads(line) for line in open(files["test"], encoding="utf-8")]
+    preds, probs = clf.predict([r["text"] for r in test]), clf.predict_proba([r["text"] for r in test])
+    accuracy = np.mean([p == r["label"] for p, r in zip(preds, test)])
+    assert accuracy == pytest.approx(json.loads((run / "metrics.json").read_text())["test"]["accuracy"], abs=1e-4)
+    bad = [json.loads(line) for line in open(run / "reports" / "test_badcases.jsonl", encoding="utf-8")]
+    assert bad and {b["index"] for b in bad} == {i for i, (p, r) in enumerate(zip(preds, test)) if p != r["label"]}
+    for b in bad:
+        assert preds[b["index"]] == b["pred"]
+        assert probs[b["index"]][b["pred"]] == pytest.approx(b["pred_prob"], abs=1e-4)
+
+    # the option matters: the same vocabulary without it encodes differently
+    without = dict(saved, **({"word_ngrams": 0} if lang == "zh" else {"token_pattern": None}))
+    plain = TextEncoder.from_dict({**json.loads((run / "tokenizer.json").read_text()), "tokenizer": without})
+    assert plain.encode(test[0]["text"], 32) != clf.bundle.encoder.encode(test[0]["text"], 32)

@@ -227,3 +227,71 @@ def test_char_split_runs_and_keep_spaces():
     assert runs[:8] == list("iphone15") and "ok" not in runs and runs[-2:] == ["o", "k"]
     spaced = build_tokenizer(TokenizerConfig(name="char", keep_spaces=True)).tokenize("  a b  c ")
     assert spaced == ["a", "\u2581", "b", "\u2581", "c"]  # one marker per run, none at the ends
+
+
+# --- word features of the char tokenizer (word_ngrams) and the word token_pattern ----------------
+
+def test_char_word_ngrams_add_jieba_words_and_word_bigrams_after_the_char_ngrams():
+    from textsift.tokenizers.encoder import WORD_SALT
+
+    text = "北京烤鸭很好吃"
+    words = tok(text, name="word")
+    assert words == ["北京烤鸭", "很", "好吃"]  # jieba's segmentation
+    chars_only = TextEncoder.fit(TokenizerConfig(ngrams=2, ngram_buckets=10007), [text])
+    both = TextEncoder.fit(TokenizerConfig(ngrams=2, word_ngrams=2, ngram_buckets=10007), [text])
+    ids = both.encode(text, 64)
+    # 7 characters + 6 character bigrams, unchanged, then 3 words + 2 word bigrams
+    assert ids[:13] == chars_only.encode(text, 64) and len(ids) == 13 + 3 + 2
+    mult, mask, offset = 116049371, (1 << 64) - 1, len(both.vocab)
+    uni = [(WORD_SALT * mult + fnv1a_32(w)) & mask for w in words]
+    bi = [(h * mult + fnv1a_32(w)) & mask for h, w in zip(uni, words[1:])]
+    assert ids[13:] == [offset + h % 10007 for h in uni + bi]
+    # a one-character word is not the character unigram, a two-word bigram not the character bigram
+    assert both.encode("很好", 64)[-1] not in both.encode("很好", 64)[:3]
+    assert both.vocab_size == len(both.vocab) + 10007  # word features use the buckets even when ngrams=1
+    assert TextEncoder.fit(TokenizerConfig(word_ngrams=1, ngram_buckets=50), [text]).vocab_size == 7 + 2 + 50
+
+
+def test_word_ngrams_follow_the_normalisation_and_truncation_of_the_text():
+    enc = TextEncoder.fit(TokenizerConfig(word_ngrams=1, ngram_buckets=1000), ["ＡＢＣ 北京"])
+    assert enc.encode("ＡＢＣ 北京", 64) == enc.encode("abc 北京", 64)  # NFKC + lowercase, as the characters
+    assert len(enc.encode("abc 北京 上海", 2)) == 2 + 2  # 2 tokens kept, and at most 2 words
+
+
+def test_word_token_pattern_matches_scikit_learn_and_drops_punctuation():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    text = "I don't like state-of-the-art C++ (v2.0), 5.93% & a_b... OK?!"
+    sk = TfidfVectorizer().build_analyzer()
+    assert tok(text, name="word", token_pattern=r"(?u)\b\w\w+\b") == sk(text)
+    assert tok(text, name="word", token_pattern=r"(?u)\b\w\w+\b") == ["don", "like", "state", "of", "the", "art",
+                                                                       "v2", "93", "a_b", "ok"]
+    assert "(" in tok(text, name="word") and "i" in tok(text, name="word")  # the default keeps them
+    assert tok("(ab)", name="word", token_pattern=r"\((\w+)\)") == ["(ab)"]  # the whole match, not the group
+    assert tok("我爱北京天安门 ok", name="word", token_pattern=r"\w+") == ["我", "爱", "北京", "天安门", "ok"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"name": "word", "token_pattern": "(a"}, "expected a Python regular expression, found '(a'"),
+    ({"name": "word", "token_pattern": "\\w*"}, "matches the empty string"),
+    ({"name": "char", "token_pattern": "\\w+"}, "token_pattern is an option of the `word` tokenizer"),
+    ({"name": "word", "word_ngrams": 2}, "word_ngrams adds word n-grams to the `char` tokenizer"),
+    ({"name": "char", "word_ngrams": 6}, "less than or equal to 5"),
+])
+def test_bad_token_pattern_and_word_ngrams_are_clear_config_errors(settings, message):
+    from textsift.config import validate
+    from textsift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tokenizer") as err:
+        validate({"data": {"train": "x.jsonl"}, "model": {"name": "tfidf_linear"}, "tokenizer": settings})
+    assert message in str(err.value)
+
+
+def test_new_tokenizer_settings_are_saved_and_reloaded(tmp_path):
+    for cfg, texts in ((TokenizerConfig(ngrams=3, word_ngrams=2, ngram_buckets=997), TEXTS),
+                       (TokenizerConfig(name="word", token_pattern=r"\b\w\w+\b"), ["Don't stop, a b cd!"])):
+        enc = TextEncoder.fit(cfg, texts)
+        enc.save(tmp_path / "enc.json")
+        loaded = TextEncoder.load(tmp_path / "enc.json")
+        assert loaded.cfg == cfg
+        assert loaded.encode_batch(texts + ["新词 x yz"], 16) == enc.encode_batch(texts + ["新词 x yz"], 16)

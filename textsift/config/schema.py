@@ -48,7 +48,43 @@ class TokenizerConfig(Section):
     min_freq: int = Field(1, ge=1, description="Drop tokens seen fewer times in train.")
     max_size: Optional[int] = Field(50000, ge=1, description="Keep at most this many tokens (most frequent first).")
     ngrams: int = Field(1, ge=1, le=5, description="Add hashed token n-grams up to this order (fastText style).")
-    ngram_buckets: int = Field(200000, ge=1, description="Hash buckets for n-grams.")
+    ngram_buckets: int = Field(200000, ge=1, description="Hash buckets for n-grams (and for `word_ngrams`).")
+    token_pattern: Optional[str] = Field(
+        None, description="word: a regular expression whose matches are the tokens, instead of the built-in rules "
+                          "(PTB clitics, punctuation kept as tokens). `\\b\\w\\w+\\b` is scikit-learn's TfidfVectorizer "
+                          "default: words of two or more letters/digits, punctuation and one-character tokens dropped. "
+                          "Matches made only of Chinese characters are still segmented by jieba.")
+    word_ngrams: int = Field(
+        0, ge=0, le=5, description="char: also add the `word` tokenizer's words (jieba for Chinese) and their n-grams "
+                                   "up to this order as hashed features in the `ngram_buckets` (for n-gram models: "
+                                   "`tfidf_linear`, `fasttext`); 0 = off. `word_ngrams: 2` = word 1-2-grams.")
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _compiles(cls, v):
+        if v is None:
+            return v
+        import re
+
+        try:
+            pattern = re.compile(v)
+        except re.error as err:
+            raise ValueError(f"expected a Python regular expression, found {v!r} ({err}); "
+                             "e.g. '\\b\\w\\w+\\b' for words of two or more characters") from None
+        if pattern.fullmatch(""):
+            raise ValueError(f"the pattern {v!r} matches the empty string, so it would produce empty tokens; "
+                             "use + instead of * (e.g. '\\w+')")
+        return v
+
+    @model_validator(mode="after")
+    def _options_of_their_tokenizer(self):
+        if self.token_pattern is not None and self.name == "char":
+            raise ValueError("token_pattern is an option of the `word` tokenizer, found name: char; "
+                             "set name: word or remove token_pattern")
+        if self.word_ngrams and self.name == "word":
+            raise ValueError("word_ngrams adds word n-grams to the `char` tokenizer, found name: word; "
+                             "with the word tokenizer use ngrams instead")
+        return self
 
 
 class ModelConfig(BaseModel):

@@ -11,6 +11,12 @@ process and every run, and saved models stay valid:
 
 Combining token hashes (instead of hashing joined strings) needs no separator and hashes each
 distinct token once, which keeps encoding fast.
+
+With ``cfg.word_ngrams = N`` (char tokenizer), the words of the ``word`` tokenizer (jieba for Chinese)
+and their n-grams up to order N also go into the buckets, after the character n-grams. Their hash
+starts from a salt, ``h = WORD_SALT``, then ``h = (h * 116049371 + fnv(wk)) mod 2**64`` for each word,
+so the word "北京" and the character bigram "北" "京" are different features (as two stacked TF-IDF
+vectorizers would keep them).
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from textsift.tokenizers.vocab import Vocab
 
 FORMAT, VERSION = "textsift.text_encoder", 1
 _NGRAM_MULT, _MASK64 = 116049371, (1 << 64) - 1
+WORD_SALT = 0x776F7264  # "word": starts the hash of word features (cfg.word_ngrams)
 _HASH_CACHE_LIMIT = 1_000_000  # distinct tokens remembered; the cache is reset when it fills up
 
 
@@ -69,6 +76,8 @@ class TextEncoder:
     def __init__(self, cfg: TokenizerConfig, vocab: Vocab):
         self.cfg, self.vocab = cfg, vocab
         self.tokenizer = build_tokenizer(cfg)
+        # Word features of a char tokenizer: the word tokenizer with the same normalisation options.
+        self._words = build_tokenizer(cfg.model_copy(update={"name": "word"})) if cfg.word_ngrams else None
         self._hashes = _TokenHashes()
 
     @classmethod
@@ -81,7 +90,12 @@ class TextEncoder:
     @property
     def vocab_size(self) -> int:
         """Number of distinct ids: the embedding table size."""
-        return len(self.vocab) + (self.cfg.ngram_buckets if self.cfg.ngrams > 1 else 0)
+        return len(self.vocab) + (self.cfg.ngram_buckets if self._hashed else 0)
+
+    @property
+    def _hashed(self) -> bool:
+        """Whether ids past the vocabulary (hash buckets) are used."""
+        return self.cfg.ngrams > 1 or self.cfg.word_ngrams > 0
 
     @property
     def pad_id(self) -> int:
@@ -102,17 +116,21 @@ class TextEncoder:
             The ids of the first ``max_length`` tokens (unknown tokens → ``unk_id``), followed, when
             ``cfg.ngrams > 1``, by one bucket id per n-gram of those tokens, all bigrams first, then
             trigrams, and so on. So the result holds at most ``max_length`` unigram ids plus
-            ``max_length - n + 1`` ids per order n. Never empty: a text without tokens gives
-            ``[unk_id]``.
+            ``max_length - n + 1`` ids per order n. With ``cfg.word_ngrams = N``, one bucket id per
+            word n-gram (n = 1..N) of the first ``max_length`` words follows. Never empty: a text
+            without tokens gives ``[unk_id]``.
         """
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
-        tokens = self.tokenizer.tokenize(text)[:max_length]
+        text = self.tokenizer.normalize(text)
+        tokens = self.tokenizer.split(text)[:max_length]
         if not tokens:
             return [self.vocab.unk_id]
         ids = self.vocab.ids(tokens)
         if self.cfg.ngrams > 1 and len(tokens) > 1:
             ids.extend(self._ngram_ids(tokens))
+        if self._words is not None:
+            ids.extend(self._word_ids(self._words.split(text)[:max_length]))
         return ids
 
     def encode_batch(self, texts: Iterable[str], max_length: int) -> list[list[int]]:
@@ -129,6 +147,17 @@ class TextEncoder:
         out = [offset + h % buckets for h in bigrams]
         rolling = bigrams  # hashes of the n-grams starting at each position, for the current n
         for n in range(3, min(top, len(tokens)) + 1):
+            rolling = [(h * _NGRAM_MULT + t) & _MASK64 for h, t in zip(rolling, token_hashes[n - 1:])]
+            out += [offset + h % buckets for h in rolling]
+        return out
+
+    def _word_ids(self, words: list[str]) -> list[int]:
+        """Bucket ids of the word n-grams of orders 1..``cfg.word_ngrams``, unigrams first."""
+        token_hashes = list(map(self._hashes.__getitem__, words))
+        offset, buckets = len(self.vocab), self.cfg.ngram_buckets
+        out: list[int] = []
+        rolling = [WORD_SALT] * len(words)  # hashes of the n-grams starting at each position
+        for n in range(1, min(self.cfg.word_ngrams, len(words)) + 1):
             rolling = [(h * _NGRAM_MULT + t) & _MASK64 for h, t in zip(rolling, token_hashes[n - 1:])]
             out += [offset + h % buckets for h in rolling]
         return out

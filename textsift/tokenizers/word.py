@@ -1,11 +1,12 @@
-"""Word tokenizer: regex words for alphabetic scripts, jieba for runs of Chinese characters.
+r"""Word tokenizer: regex words for alphabetic scripts, jieba for runs of Chinese characters.
 
 English follows the Penn Treebank convention that several shipped datasets (SST, MR, CR) are
 already written in, so raw and pre-tokenized text give the same tokens: clitics are split off
 (``"don't"`` → ``"do" "n't"``, ``"it's"`` → ``"it" "'s"``; ``"wo n't"`` stays ``"wo" "n't"``),
 hyphenated words stay whole (``"state-of-the-art"``), numbers keep their separators
 (``"5.93"``, ``"155,221"``), and punctuation is one token per character. The typographic
-apostrophe ``’`` is read as ``'``.
+apostrophe ``’`` is read as ``'``. ``tokenizer.token_pattern`` replaces these rules by a regular
+expression (e.g. scikit-learn's ``\b\w\w+\b``, which drops punctuation and one-character words).
 """
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ class WordTokenizer(Tokenizer):
     Korean text is better served by the ``char`` tokenizer (kana and Hangul runs are one word here).
     """
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._pattern = re.compile(cfg.token_pattern) if cfg.token_pattern is not None else None
+
     def split(self, text: str) -> list[str]:
+        if self._pattern is not None:
+            return self._split_by_pattern(text)
         if "\u2019" in text:
             text = text.replace("\u2019", "'")
         tokens: list[str] = []
@@ -52,7 +59,20 @@ class WordTokenizer(Tokenizer):
                 tokens.append(token)
         return tokens
 
+    def _split_by_pattern(self, text: str) -> list[str]:
+        """``tokenizer.token_pattern``: every match is a token (the whole match, even when the pattern
+        has groups); a match made only of Han characters is segmented by jieba."""
+        tokens: list[str] = []
+        for match in self._pattern.finditer(text):
+            token = match.group()
+            if len(token) > 1 and _HAN_RUN.fullmatch(token):
+                tokens.extend(_segment_chinese(token))
+            elif token:
+                tokens.append(token)
+        return tokens
 
+
+_HAN_RUN = re.compile(rf"[{HAN}]+")
 _jieba = None
 
 
