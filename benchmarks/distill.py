@@ -3,7 +3,8 @@ students keep, and how much faster are they on this CPU?
 
 Per dataset (sst2_sentence, trec6, clinc150):
   * teacher: the ``<dataset>_minilm`` preset (MiniLM-L6, 3 epochs), trained once and reused from
-    ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``;
+    ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``, or a finished run given
+    with ``--teacher DATASET=RUN_DIR`` (used read only);
   * classic students (TextCNN from GloVe-50d, neural fastText with word bigrams; TextRNN on request),
     each trained twice with the same model, tokenizer and lr: on the gold labels alone (the "no KD"
     baseline, 10 epochs) and distilled from the teacher (6 epochs; KL at T=4 + 0.5 x gold-label CE;
@@ -26,6 +27,7 @@ train s does include the live teacher forward passes its hidden-state matches ne
 
     .venv/bin/python benchmarks/distill.py                                   # full run
     .venv/bin/python benchmarks/distill.py --datasets trec6 --students textcnn,minilm2
+    .venv/bin/python benchmarks/distill.py --teacher sst2_sentence=runs/sst2_minilm   # reuse a teacher run
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill.py \
         --datasets trec6 --limit 300 --epochs 1 --threads 1 --out /tmp/distill-smoke.md   # smoke
 
@@ -160,10 +162,14 @@ def read_run(run_dir: Path) -> dict:
 
 def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
     """The teacher run (the preset as shipped, plus --epochs/--limit), reused from the cache when there."""
+    row = {"key": "teacher", "label": "MiniLM-L6 teacher", "kind": "teacher", "config": f"{ds}_minilm preset"}
+    if ds in args.teacher:   # a finished run given with --teacher: used as it is, read only
+        run_dir = args.teacher[ds]
+        log(f"{ds}: using the teacher run {run_dir} (--teacher)")
+        return {**row, "run_dir": str(run_dir), "cached": True, "na": None, **read_run(run_dir)}
     preset = (REPO_ROOT / "textsift" / "presets" / f"{ds}_minilm.yaml").read_bytes()
     tag = ds + (f"-limit{args.limit}" if args.limit else "") + (f"-e{args.epochs}" if args.epochs else "")
     run_dir = CACHE / "teachers" / f"{tag}-{hashlib.sha1(preset).hexdigest()[:8]}"   # a changed preset retrains
-    row = {"key": "teacher", "label": "MiniLM-L6 teacher", "kind": "teacher", "config": f"{ds}_minilm preset"}
     if not args.retrain and (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
         log(f"{ds}: reusing the teacher in {run_dir} (--retrain to train it again)")
         return {**row, "run_dir": str(run_dir), "cached": True, "na": None, **read_run(run_dir)}
@@ -172,6 +178,21 @@ def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
     overrides = ([f"train.epochs={args.epochs}"] if args.epochs else []) + \
                 ([f"data.train={train_file}"] if train_file else [])
     return {**row, "cached": False, **train(f"{ds}_minilm", run_dir, overrides, env, args.timeout)}
+
+
+def teacher_runs(specs: list[str]) -> dict[str, Path]:
+    """``--teacher DATASET=RUN_DIR`` values as {dataset: run dir}, each a finished run (ValueError if not)."""
+    runs = {}
+    for spec in specs:
+        ds, sep, path = spec.partition("=")
+        if not sep or ds not in DATASETS:
+            raise ValueError(f"expected DATASET=RUN_DIR with DATASET one of {', '.join(DATASETS)}, got {spec!r}")
+        run_dir = Path(path).expanduser().resolve()
+        missing = [f for f in ("metrics.json", "model.safetensors", "train.log") if not (run_dir / f).is_file()]
+        if missing:
+            raise ValueError(f"{run_dir} is not a finished textsift run (no {', '.join(missing)})")
+        runs[ds] = run_dir
+    return runs
 
 
 def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: str | None, transfer: str | None,
@@ -301,6 +322,10 @@ def parse_args(argv):
                    "runs; sst2's transfer phrases are cut to 5x this)")
     p.add_argument("--threads", type=int, default=2, help="torch threads while timing (default 2)")
     p.add_argument("--retrain", action="store_true", help="train the teachers again instead of reusing the cache")
+    p.add_argument("--teacher", action="append", default=[], metavar="DATASET=RUN_DIR",
+                   help="use this finished teacher run (e.g. a <dataset>_minilm run made elsewhere) for DATASET "
+                        "instead of the cached/trained one; read only, repeatable; --limit/--epochs/--retrain "
+                        "do not apply to it")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
     p.add_argument("--assets-dir", type=Path, default=None, help="default: $TEXTSIFT_ASSETS, else "
                    "~/.cache/textsift-assets (needs minilm-l6; glove-6b-50d optional)")
@@ -364,6 +389,11 @@ def main(argv=None) -> int:
     if bad or (args.limit is not None and args.limit < 20) or (args.epochs is not None and args.epochs < 1):
         print(f"error: unknown {', '.join(bad)}" if bad else "error: --limit must be ≥ 20, --epochs ≥ 1",
               file=sys.stderr)
+        return 2
+    try:
+        args.teacher = teacher_runs(args.teacher)
+    except ValueError as e:
+        print(f"error: --teacher: {e}", file=sys.stderr)
         return 2
     data_dir = (args.data_dir or default_data_dir()).resolve()
     assets = (args.assets_dir or default_assets_dir()).expanduser().resolve()
