@@ -17,9 +17,9 @@ Per dataset (sst2_sentence, trec6, clinc150):
     KD (T=2, + 0.5 x CE) on the training texts and 3 augmented copies of each (soft targets only, as for
     the classic students; no transfer texts), and hidden-state MSE matches teacher 3 → student 1 and
     teacher 6 → student 2 on the gold-labelled texts only (``distill.intermediate_rows: labelled``: the
-    teacher runs live on those rows alone). Chosen on trec6 dev (546 held-out training texts) over the
-    earlier recipe without augmentation: dev 90.11 → 92.31 (matches on every row) / see
-    benchmarks/results/distill.md for test.
+    teacher runs live on those rows alone). Chosen on trec6 dev (546 training texts held out) over the
+    earlier recipe without augmentation (dev 90.11): 92.12, vs 92.31 with the matches on every row too
+    (one dev text; labelled skips the teacher's forward pass on the 3 copies).
 
 Measured for every model: test accuracy (and as % of the teacher's), parameters, texts/s at batch 32
 over all test texts and p50 latency at batch 1 over the first 200 test texts. Timing = tokenization +
@@ -37,8 +37,8 @@ train s does include the live teacher forward passes its hidden-state matches ne
         --datasets trec6 --limit 300 --epochs 1 --threads 1 --out /tmp/distill-smoke.md   # smoke
 
 Full run on a quiet 2-core machine (Xeon with AMX), estimated from benchmarks/results/pretrained.md
-and smoke runs: teachers ~10 min, teacher logits for ~190k texts ~5 min, classic students ~10 min,
-2-layer students ~8 min, timing ~2 min: ~35 min (~25 min with cached teachers; minilm2_plain adds
+and smoke runs: teachers ~10 min, teacher logits for ~300k texts ~8 min, classic students ~10 min,
+2-layer students ~20 min, timing ~2 min: ~50 min (~40 min with cached teachers; minilm2_plain adds
 ~4 min, textrnn ~5 min). Training runs are child
 processes (``runner.run_child``), one at a time. Prints markdown tables with PASS/FAIL verdicts and
 writes them to --out (raw rows to the same name with .json). Not a unit test.

@@ -193,8 +193,8 @@ class DistillConfig(Section):
     intermediate_rows: Literal["all", "labelled"] = Field(
         "all", description="Training rows the intermediate matches cover: all, or labelled = only the texts "
                            "with gold labels (not transfer_data or augmented copies, which then train on the "
-                           "soft targets alone). The teacher's live forward pass runs on those rows only: with "
-                           "many extra texts, labelled makes each step up to twice as fast.")
+                           "soft targets alone). The teacher's live forward pass then runs on those rows only, "
+                           "which saves its cost on the extra texts.")
     student_layers: Optional[list[int]] = Field(None, description="Build the student from the teacher itself, "
                                                 "keeping these teacher layers (0-based), e.g. [1, 4] for 6 -> 2; "
                                                 "`model` is then `{name: hf}` (plus optional hf parameters).")
