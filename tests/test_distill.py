@@ -248,6 +248,20 @@ def test_intermediate_rows_labelled_runs_the_teacher_on_gold_rows_only(task, hf_
     assert history[0]["train_hidden_2_1_hidden_mse"] > 0
 
 
+def test_intermediate_rows_without_a_gold_row_still_give_the_projections_a_gradient():
+    """So that under DDP every rank all-reduces the same list of gradients."""
+    from types import SimpleNamespace
+
+    from textsift.engines.distill import Distiller
+    from textsift.losses.kd import Projections
+
+    me = SimpleNamespace(projections=Projections([(8, 16)]), teacher=None)
+    batch = {"input_ids": torch.ones(3, 5, dtype=torch.long), "mask": torch.ones(3, 5, dtype=torch.bool)}
+    loss = Distiller._intermediate(me, batch, None, {}, rows=torch.zeros(3, dtype=torch.bool))
+    loss.backward()  # the teacher (None here) is never called
+    assert float(loss.detach()) == 0.0 and all(p.grad is not None for p in me.projections.parameters())
+
+
 def test_student_layers_copy_the_teacher_weights(task, hf_teacher):
     from textsift.engines.distill import Teachers, _student_from_teacher
     from textsift.rundir import load_bundle

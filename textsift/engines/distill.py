@@ -226,8 +226,9 @@ class Distiller(Trainer):
 
         ids, mask = batch["input_ids"], batch["mask"]
         if rows is not None:
-            if not bool(rows.any()):
-                return 0.0
+            if not bool(rows.any()):  # no gold row here: a zero that still gives the projections a gradient,
+                # so every rank all-reduces the same gradient list (distributed.average_gradients)
+                return sum((p.sum() * 0.0 for p in self.projections.parameters()), torch.zeros((), device=ids.device))
             ids, mask = ids[rows], mask[rows]
         pick = (lambda x: x) if rows is None else (lambda x: x[rows])  # noqa: E731
         with torch.no_grad(), autocast(self.teacher, self.device):
