@@ -172,7 +172,8 @@ def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
     if ds in args.teacher:   # a finished run given with --teacher: used as it is, read only
         run_dir = args.teacher[ds]
         log(f"{ds}: using the teacher run {run_dir} (--teacher)")
-        return {**row, "run_dir": str(run_dir), "cached": True, "na": None, **read_run(run_dir)}
+        return {**row, "run_dir": str(run_dir), "cached": True, "na": None, **read_run(run_dir),
+                "command": f"(not trained here: --teacher {ds}={run_dir})"}
     preset = (REPO_ROOT / "textsift" / "presets" / f"{ds}_minilm.yaml").read_bytes()
     tag = ds + (f"-limit{args.limit}" if args.limit else "") + (f"-e{args.epochs}" if args.epochs else "")
     run_dir = CACHE / "teachers" / f"{tag}-{hashlib.sha1(preset).hexdigest()[:8]}"   # a changed preset retrains
