@@ -223,6 +223,45 @@ def test_layer_reduced_student_starts_from_the_chosen_teacher_layers(task, hf_te
     assert metrics["test"]["accuracy"] > 0.5
 
 
+@pytest.mark.parametrize("rows, seen", [("all", 24 + 300), ("labelled", 24)])
+def test_intermediate_rows_labelled_runs_the_teacher_on_gold_rows_only(task, hf_teacher, monkeypatch, rows, seen):
+    import textsift.engines.distill as engine
+
+    counted, live = [], engine._live_teacher
+
+    def counting(cfg, teachers):  # the live teacher, counting the rows of every forward pass
+        model, extra = live(cfg, teachers)
+        forward = model.forward
+        model.forward = lambda ids, mask: (counted.append(len(ids)), forward(ids, mask))[1]
+        return model, extra
+
+    monkeypatch.setattr(engine, "_live_teacher", counting)
+    root, files = task
+    _student(root, files, f"rows-{rows}", {"teacher": str(hf_teacher), "student_layers": [1], "cache": False,
+                                           "transfer_data": str(root / "transfer.txt"), "intermediate_rows": rows,
+                                           "intermediate": [{"teacher_layer": 2, "student_layer": 1}]},
+             model={"name": "hf"}, epochs=1, lr=1e-3)
+    # one epoch: every labelled row (and, for all, every transfer row) once; then the teacher's own report
+    # labels the 60 dev and 90 test texts (its soft targets were computed before the wrapping)
+    assert sum(counted) == seen + 60 + 90
+    history = json.loads((root / f"rows-{rows}" / "history.json").read_text())
+    assert history[0]["train_hidden_2_1_hidden_mse"] > 0
+
+
+def test_intermediate_rows_without_a_gold_row_still_give_the_projections_a_gradient():
+    """So that under DDP every rank all-reduces the same list of gradients."""
+    from types import SimpleNamespace
+
+    from textsift.engines.distill import Distiller
+    from textsift.losses.kd import Projections
+
+    me = SimpleNamespace(projections=Projections([(8, 16)]), teacher=None)
+    batch = {"input_ids": torch.ones(3, 5, dtype=torch.long), "mask": torch.ones(3, 5, dtype=torch.bool)}
+    loss = Distiller._intermediate(me, batch, None, {}, rows=torch.zeros(3, dtype=torch.bool))
+    loss.backward()  # the teacher (None here) is never called
+    assert float(loss.detach()) == 0.0 and all(p.grad is not None for p in me.projections.parameters())
+
+
 def test_student_layers_copy_the_teacher_weights(task, hf_teacher):
     from textsift.engines.distill import Teachers, _student_from_teacher
     from textsift.rundir import load_bundle
@@ -248,6 +287,8 @@ def test_bad_distill_configs_are_reported(task, tmp_path):
     with pytest.raises(ConfigError, match="feature 'attention' cannot use loss 'hidden_mse'"):
         validate({**base, "distill": {"teacher": str(root / "teacher"),
                                       "intermediate": [{"teacher_layer": 1, "student_layer": 1, "feature": "attention"}]}})
+    with pytest.raises(ConfigError, match=r"distill.intermediate_rows: .*'all' or 'labelled'"):
+        validate({**base, "distill": {"teacher": str(root / "teacher"), "intermediate_rows": "gold"}})
     with pytest.raises(TextsiftError, match="'fgm' computes its own loss or backward pass"):
         _student(root, files, "bad1", {"teacher": str(root / "teacher")}, tricks=[{"name": "fgm"}])
     with pytest.raises(TextsiftError, match="intermediate: the teacher must be a single `hf` encoder"):

@@ -226,6 +226,11 @@ class DistillConfig(Section):
         "constant", description="How hard_weight changes over the training steps.")
     intermediate: list[FeatureMatch] = Field(default_factory=list, description="Intermediate matches between "
                                              "transformer teacher and student (same tokenizer); see Distillation.")
+    intermediate_rows: Literal["all", "labelled"] = Field(
+        "all", description="Training rows the intermediate matches cover: all, or labelled = only the texts "
+                           "with gold labels (not transfer_data or augmented copies, which then train on the "
+                           "soft targets alone). The teacher's live forward pass then runs on those rows only, "
+                           "which saves its cost on the extra texts.")
     student_layers: Optional[list[int]] = Field(None, description="Build the student from the teacher itself, "
                                                 "keeping these teacher layers (0-based), e.g. [1, 4] for 6 -> 2; "
                                                 "`model` is then `{name: hf}` (plus optional hf parameters).")

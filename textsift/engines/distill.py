@@ -215,24 +215,32 @@ class Distiller(Trainer):
             total = total + hard_weight * hard
             parts["hard_loss"] = hard.item()
         if d.intermediate:
-            total = total + self._intermediate(batch, out, parts)
+            total = total + self._intermediate(batch, out, parts, rows if d.intermediate_rows == "labelled" else None)
         self.loss_parts = parts
         return total
 
-    def _intermediate(self, batch: dict, out, parts: dict) -> torch.Tensor:
+    def _intermediate(self, batch: dict, out, parts: dict, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The intermediate-match losses over the batch, or over its ``rows`` (bool) alone
+        (``intermediate_rows: labelled``: the teacher then runs on those rows only)."""
         from textsift.precision import autocast
 
+        ids, mask = batch["input_ids"], batch["mask"]
+        if rows is not None:
+            if not bool(rows.any()):  # no gold row here: a zero that still gives the projections a gradient,
+                # so every rank all-reduces the same gradient list (distributed.average_gradients)
+                return sum((p.sum() * 0.0 for p in self.projections.parameters()), torch.zeros((), device=ids.device))
+            ids, mask = ids[rows], mask[rows]
+        pick = (lambda x: x) if rows is None else (lambda x: x[rows])  # noqa: E731
         with torch.no_grad(), autocast(self.teacher, self.device):
-            t_out = self.teacher(batch["input_ids"], batch["mask"])
+            t_out = self.teacher(ids, mask)
         total, proj = 0.0, 0
-        mask = batch["mask"]
         for match in self.dcfg.intermediate:
             if match.feature == "hidden":
-                s = self.projections(proj, out.hidden_states[match.student_layer].float())
+                s = self.projections(proj, pick(out.hidden_states[match.student_layer]).float())
                 t = t_out.hidden_states[match.teacher_layer]
                 proj += 1
             else:
-                s = out.attentions[match.student_layer - 1]
+                s = pick(out.attentions[match.student_layer - 1])
                 t = t_out.attentions[match.teacher_layer - 1]
             loss = feature_loss(match.loss, s, t, mask)
             parts[f"{match.feature}_{match.teacher_layer}_{match.student_layer}_{match.loss}"] = loss.item()
