@@ -40,7 +40,9 @@ def _render(ann) -> str:
     if origin is Literal:
         return " \\| ".join(str(a) for a in args)
     if origin in (Union, types.UnionType):
-        return " or ".join(_render(a) for a in args if a is not type(None))
+        # sorted: typing caches a Union by its set of members, so the order get_args returns depends on
+        # which spelling was built first in the process (the README reference must not)
+        return " or ".join(sorted(_render(a) for a in args if a is not type(None)))
     if origin is not None:
         return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_render(a) for a in args)}]"
     return getattr(ann, "__name__", str(ann))
