@@ -116,7 +116,7 @@ def test_pretrained_encoders_export(family, chunked, data, tmp_path):
     _same_predictions(run, tmp_path / "onnx")
 
 
-def test_no_fuse_and_uneven_pruned_heads_keep_the_plain_graph(data, tmp_path):
+def test_no_fuse_and_uneven_pruned_heads_keep_the_plain_graph(data, tmp_path, capsys):
     import onnx
 
     from textsift.engines.export import _fuse_transformer, export_run
@@ -128,6 +128,14 @@ def test_no_fuse_and_uneven_pruned_heads_keep_the_plain_graph(data, tmp_path):
     assert "fusion" not in manifest and "layer_norm" not in manifest
     ops = {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
     assert "Attention" not in ops and "InstanceNormalization" not in ops and "LayerNormalization" in ops
+    from textsift.cli.main import main
+
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "cli")]) == 0
+    rewritten = json.loads((tmp_path / "cli" / "export.json").read_text())["layer_norm"]["rewritten"]
+    assert f"  {rewritten} layer norms rewritten as instance norms" in capsys.readouterr().out
+    assert main(["export", str(run), "--out", str(tmp_path / "cli-plain"), "--no-fuse"]) == 0
+    assert "layer norms rewritten" not in capsys.readouterr().out
     _same_predictions(run, tmp_path / "plain")
     # layers pruned to different head counts: one Attention shape per graph cannot describe them
     from textsift.engines.export import LogitsOnly

@@ -45,6 +45,9 @@ def run(args) -> int:
     if m.get("fusion", {}).get("fused"):
         print("  fused by ONNX Runtime's transformer optimizer: "
               + ", ".join(f"{v} {k}" for k, v in m["fusion"]["ops"].items()) + " (runs on ONNX Runtime only)")
+    if m.get("layer_norm", {}).get("rewritten"):
+        print(f"  {m['layer_norm']['rewritten']} layer norms rewritten as instance norms (ONNX Runtime's faster "
+              "CPU kernel; --no-fuse keeps them)")
     if "int8_parity" in m:
         q = m["int8_parity"]
         print(f"  int8 vs PyTorch fp32: max |logit diff| {q['max_abs_diff']:.2e}, top-1 disagreements "
