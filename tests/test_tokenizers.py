@@ -252,6 +252,18 @@ def test_char_word_ngrams_add_jieba_words_and_word_bigrams_after_the_char_ngrams
     assert TextEncoder.fit(TokenizerConfig(word_ngrams=1, ngram_buckets=50), [text]).vocab_size == 7 + 2 + 50
 
 
+def test_token_hash_cache_stays_bounded_for_word_features_alone(monkeypatch):
+    import textsift.tokenizers.encoder as encoder
+
+    monkeypatch.setattr(encoder, "_HASH_CACHE_LIMIT", 5)
+    enc = TextEncoder.fit(TokenizerConfig(word_ngrams=1, ngram_buckets=1000), ["x"])   # ngrams=1: no char n-grams
+    first = enc.encode("alpha beta gamma", 64)
+    for i in range(20):
+        enc.encode(f"word{i} other{i}", 64)
+        assert len(enc._hashes) <= 5 + 2   # cleared once past the limit, then this text's words
+    assert enc.encode("alpha beta gamma", 64) == first   # a refilled cache gives the same ids
+
+
 def test_word_ngrams_follow_the_normalisation_and_truncation_of_the_text():
     enc = TextEncoder.fit(TokenizerConfig(word_ngrams=1, ngram_buckets=1000), ["ＡＢＣ 北京"])
     assert enc.encode("ＡＢＣ 北京", 64) == enc.encode("abc 北京", 64)  # NFKC + lowercase, as the characters

@@ -137,30 +137,33 @@ class TextEncoder:
         """``[encode(t, max_length) for t in texts]``."""
         return [self.encode(text, max_length) for text in texts]
 
-    def _ngram_ids(self, tokens: list[str]) -> list[int]:
+    def _token_hashes(self, tokens: list[str]) -> list[int]:
         if len(self._hashes) > _HASH_CACHE_LIMIT:
             self._hashes.clear()
-        token_hashes = list(map(self._hashes.__getitem__, tokens))
-        offset, buckets, top = len(self.vocab), self.cfg.ngram_buckets, self.cfg.ngrams
-        # (h * mult + t) of two 32-bit hashes stays below 2**64, so bigrams need no mask.
-        bigrams = [a * _NGRAM_MULT + b for a, b in zip(token_hashes, token_hashes[1:])]
-        out = [offset + h % buckets for h in bigrams]
-        rolling = bigrams  # hashes of the n-grams starting at each position, for the current n
-        for n in range(3, min(top, len(tokens)) + 1):
+        return list(map(self._hashes.__getitem__, tokens))
+
+    def _bucket_ids(self, rolling: list[int], token_hashes: list[int], orders: range) -> list[int]:
+        """Bucket ids of the n-grams of each order in ``orders`` (consecutive), orders in turn; ``rolling``
+        holds the hashes of the n-grams of the order before the first, one per start position."""
+        offset, buckets = len(self.vocab), self.cfg.ngram_buckets
+        out: list[int] = []
+        for n in orders:
             rolling = [(h * _NGRAM_MULT + t) & _MASK64 for h, t in zip(rolling, token_hashes[n - 1:])]
             out += [offset + h % buckets for h in rolling]
         return out
 
+    def _ngram_ids(self, tokens: list[str]) -> list[int]:
+        token_hashes = self._token_hashes(tokens)
+        offset, buckets = len(self.vocab), self.cfg.ngram_buckets
+        # (h * mult + t) of two 32-bit hashes stays below 2**64, so bigrams need no mask.
+        bigrams = [a * _NGRAM_MULT + b for a, b in zip(token_hashes, token_hashes[1:])]
+        return [offset + h % buckets for h in bigrams] + \
+            self._bucket_ids(bigrams, token_hashes, range(3, min(self.cfg.ngrams, len(tokens)) + 1))
+
     def _word_ids(self, words: list[str]) -> list[int]:
         """Bucket ids of the word n-grams of orders 1..``cfg.word_ngrams``, unigrams first."""
-        token_hashes = list(map(self._hashes.__getitem__, words))
-        offset, buckets = len(self.vocab), self.cfg.ngram_buckets
-        out: list[int] = []
-        rolling = [WORD_SALT] * len(words)  # hashes of the n-grams starting at each position
-        for n in range(1, min(self.cfg.word_ngrams, len(words)) + 1):
-            rolling = [(h * _NGRAM_MULT + t) & _MASK64 for h, t in zip(rolling, token_hashes[n - 1:])]
-            out += [offset + h % buckets for h in rolling]
-        return out
+        return self._bucket_ids([WORD_SALT] * len(words), self._token_hashes(words),
+                                range(1, min(self.cfg.word_ngrams, len(words)) + 1))
 
     def coverage(self, texts: Iterable[str]) -> dict:
         """How much of ``texts`` the vocab knows (whole texts, no truncation).
