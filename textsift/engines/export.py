@@ -204,60 +204,75 @@ def _fuse_transformer(wrapper, path: Path, examples, length, tolerance) -> dict:
     (com.microsoft domain): it runs on ONNX Runtime (and Triton's onnxruntime backend), not on other ONNX
     runtimes; ``textsift export --no-fuse`` writes the portable graph. MiniLM-L6 on this CPU: fp32 1.3x
     faster at batch 1, int8 (QAttention) 1.5x faster than unfused int8."""
-    from collections import Counter
-
     shape = attention_shape(wrapper.model)
     if shape is None:
         return {"fused": False, "reason": "pruned layers keep different numbers of attention heads"}
-    try:
-        import onnx
+
+    def fuse(src: Path, dst: Path):
+        from collections import Counter
+
         from onnxruntime.transformers.optimizer import optimize_model
 
         from textsift.engines.logging_utils import quiet_root_logger
 
-        staged = path.with_name(".fused.onnx")
         with quiet_root_logger(), warnings.catch_warnings():  # the optimizer's progress lines
             warnings.simplefilter("ignore")
-            optimize_model(str(path), model_type="bert", num_heads=shape[0],
-                           hidden_size=shape[1]).save_model_to_file(str(staged))
-        ops = Counter(n.op_type for n in onnx.load(str(staged), load_external_data=False).graph.node)
-        fused = {k: ops[k] for k in ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu",
-                                     "FastGelu", "Gelu") if ops[k]}
+            fused = optimize_model(str(src), model_type="bert", num_heads=shape[0], hidden_size=shape[1])
+        ops = Counter(n.op_type for n in fused.model.graph.node)
         if not ops["Attention"]:
-            staged.unlink()
-            return {"fused": False, "reason": "no attention pattern recognised"}
-        parity = check_parity(wrapper, onnx_runner(staged), examples, length, tolerance, "onnx (fused)")
-    except Exception as e:  # keep the plain graph: it passed its own parity check
-        path.with_name(".fused.onnx").unlink(missing_ok=True)
-        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        log.warning("ONNX Runtime's transformer fusion not applied (%s); the export stays unfused", reason)
-        return {"fused": False, "reason": reason}
-    staged.replace(path)
-    return {"fused": True, "ops": fused, "parity": parity}
+            return None, "no attention pattern recognised"
+        fused.save_model_to_file(str(dst))
+        return {k: ops[k] for k in ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu",
+                                    "FastGelu", "Gelu") if ops[k]}, None
+
+    ops, parity, reason = _checked_rewrite(wrapper, path, examples, length, tolerance, "fused", fuse,
+                                           "ONNX Runtime's transformer fusion not applied (%s); the export "
+                                           "stays unfused")
+    return {"fused": True, "ops": ops, "parity": parity} if parity else {"fused": False, "reason": reason}
 
 
 def _rewrite_layer_norms(wrapper, path: Path, examples, length, tolerance) -> dict:
     """Layer norms as instance norms (``engines.onnx_rewrite``: ONNX Runtime's layer-norm kernels are the
     slow part of a small encoder on CPU). Kept only when the rewritten graph passes the parity check."""
-    staged = path.with_name(".ln.onnx")
-    try:
+    def rewrite(src: Path, dst: Path):
         import onnx
 
         from textsift.engines.onnx_rewrite import layer_norms_as_instance_norm
 
-        graph = onnx.load(str(path))
+        graph = onnx.load(str(src))
         count = layer_norms_as_instance_norm(graph)
-        if not count:
-            return {"rewritten": 0}
-        onnx.save(graph, str(staged))
-        parity = check_parity(wrapper, onnx_runner(staged), examples, length, tolerance, "onnx (layer norms)")
-    except Exception as e:  # keep the graph as it was: it passed its own parity check
+        if count:
+            onnx.save(graph, str(dst))
+        return count, None   # no layer norm: nothing to check, and no reason to report
+
+    count, parity, reason = _checked_rewrite(wrapper, path, examples, length, tolerance, "layer norms", rewrite,
+                                             "layer norms not rewritten (%s); the export keeps ONNX Runtime's "
+                                             "layer-norm kernels")
+    if parity:
+        return {"rewritten": count, "parity": parity}
+    return {"rewritten": 0, **({"reason": reason} if reason else {})}
+
+
+def _checked_rewrite(wrapper, path: Path, examples, length, tolerance, what: str, rewrite, failed: str):
+    """Run ``rewrite(path, staged)``, which writes a new graph to a staged file and returns ``(facts,
+    None)``, or ``(falsy, reason or None)`` when it made none. The staged graph replaces ``path`` only
+    when it passes the same parity check against PyTorch as the export did. Returns ``(facts, parity
+    report, None)`` when it did, else ``(facts, None, reason)``; an error (parity included) is logged with
+    ``failed`` and the graph at ``path`` is kept, since it passed its own check."""
+    staged = path.with_name(f".{what.replace(' ', '-')}.onnx")
+    try:
+        facts, reason = rewrite(path, staged)
+        if not facts:
+            staged.unlink(missing_ok=True)
+            return facts, None, reason
+        parity = check_parity(wrapper, onnx_runner(staged), examples, length, tolerance, f"onnx ({what})")
+    except Exception as e:
         staged.unlink(missing_ok=True)
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        log.warning("layer norms not rewritten (%s); the export keeps ONNX Runtime's layer-norm kernels", reason)
-        return {"rewritten": 0, "reason": reason}
+        log.warning(failed, reason)
+        return None, None, reason
     staged.replace(path)
-    return {"rewritten": count, "parity": parity}
+    return facts, parity, None
 
 
 def _onnx_with_fallback(wrapper, sample, path, opset, length, examples, tolerance, exporter):
