@@ -152,24 +152,35 @@ def _export_model(model, bundle, fmt, folder: Path, opset, examples, tolerance, 
         # dynamic quantization: int8 weights, activations quantized per batch at run time (no calibration data)
         import onnx
 
-        # the dynamo exporter records intermediate shapes of the traced sample; quantization re-infers
-        # shapes and trips over them, so quantize a copy without them
-        graph = onnx.load(str(folder / ONNX_FILE))
-        del graph.graph.value_info[:]
-        onnx.save(graph, str(folder / ".fp32-for-int8.onnx"))
         # matrix products only: int8 convolutions (ConvInteger) run slower than fp32 ones in ORT on
         # CPU (a TextCNN batch took 3x longer), while int8 MatMul/Gemm are the big win for encoders
-        with quiet_root_logger():  # quantize_dynamic's advice goes to the root logger
+        with shapeless_copy(folder) as fp32, quiet_root_logger():  # quantize_dynamic's advice: root logger
             # a fused graph's Attention nodes become QAttention (int8 Q/K/V projections); the type of
             # tensors from contrib ops is unknown to ONNX shape inference, hence DefaultTensorType
-            quantize_dynamic(str(folder / ".fp32-for-int8.onnx"), str(folder / ONNX_INT8_FILE),
+            quantize_dynamic(str(fp32), str(folder / ONNX_INT8_FILE),
                              weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        (folder / ".fp32-for-int8.onnx").unlink()
         int8_report = check_parity(wrapper, onnx_runner(folder / ONNX_INT8_FILE), examples, length, None,
                                    "onnx int8")
         manifest.update(int8_file=ONNX_INT8_FILE, int8_parity=int8_report)
     return manifest
+
+
+@contextmanager
+def shapeless_copy(folder: Path):
+    """A copy of ``folder``'s fp32 graph without the intermediate shapes recorded at export, deleted after
+    the block: the dynamo exporter records the traced sample's shapes, and ONNX Runtime's quantizers
+    re-infer shapes and trip over them."""
+    import onnx
+
+    graph = onnx.load(str(folder / ONNX_FILE))
+    del graph.graph.value_info[:]
+    staged = folder / ".fp32-for-int8.onnx"
+    onnx.save(graph, str(staged))
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 EXPORTERS = ("auto", "torchscript", "dynamo")

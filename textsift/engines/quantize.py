@@ -154,10 +154,9 @@ def _dynamic_run(run_dir: Path, out_dir: Path, bundle) -> None:
 
 def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
     """``model.int8.onnx`` by ONNX Runtime static quantization, calibrated on ``texts``."""
-    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from textsift.engines.export import EXPORT_JSON, INPUTS, ONNX_FILE, ONNX_INT8_FILE
+    from textsift.engines.export import EXPORT_JSON, INPUTS, ONNX_INT8_FILE, shapeless_copy
     from textsift.engines.logging_utils import quiet_root_logger
     from textsift.engines.onnx_backend import OnnxModel
     from textsift.rundir import read_json, write_json
@@ -174,20 +173,13 @@ def _static_onnx(out_dir: Path, bundle, texts: list[str]) -> None:
             batch = next(self.batches, None)
             return None if batch is None else dict(zip(INPUTS, batch))
 
-    graph = onnx.load(str(out_dir / ONNX_FILE))
-    del graph.graph.value_info[:]  # re-inferred by the quantizer (see export.py)
-    staged = out_dir / ".fp32-for-int8.onnx"
-    onnx.save(graph, str(staged))
-    try:
-        # Only the matrix products: quantizing everything also quantizes the attention-mask arithmetic
-        # (its calibrated range is infinite: accuracy fell 16-19 points) and puts Q/DQ pairs around every
-        # op (5x slower). uint8 activations with per-tensor scales is what ORT's CPU int8 GEMMs run fastest.
-        with quiet_root_logger():  # ORT logs to the root logger
-            quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
-                            op_types_to_quantize=["MatMul", "Gemm"])
-    finally:
-        staged.unlink()
+    # Only the matrix products: quantizing everything also quantizes the attention-mask arithmetic
+    # (its calibrated range is infinite: accuracy fell 16-19 points) and puts Q/DQ pairs around every
+    # op (5x slower). uint8 activations with per-tensor scales is what ORT's CPU int8 GEMMs run fastest.
+    with shapeless_copy(out_dir) as staged, quiet_root_logger():  # ORT logs to the root logger
+        quantize_static(str(staged), str(out_dir / ONNX_INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
+                        op_types_to_quantize=["MatMul", "Gemm"])
     int8 = OnnxModel(out_dir, {**manifest, "int8_file": ONNX_INT8_FILE}, int8=True)
     a, b = int8.encoded_logits(encoded, 16), fp32.encoded_logits(encoded, 16)
     agree = float((a.argmax(1) == b.argmax(1)).mean())
