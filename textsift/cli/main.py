@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        if argv is None:  # the console command, not a call from Python
+            from textsift.engines.distributed import end_process
+
+            end_process(code)
+        return code
     except TextsiftError as e:
         if os.environ.get("TEXTSIFT_DEBUG"):
             raise

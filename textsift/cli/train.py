@@ -48,7 +48,7 @@ def run(args) -> int:
                             "(see the README's Distillation section)")
     metrics = train_run(cfg, run_dir, resume=bool(args.resume))
     main = distributed.is_main()
-    distributed.shutdown()
+    distributed.shutdown(destroy=False)  # the process ends in cli.main (distributed.end_process)
     if not main:  # rank 0 reports
         return 0
     keys = ("accuracy", "macro_f1", "micro_f1")

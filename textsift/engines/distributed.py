@@ -73,10 +73,29 @@ def describe() -> str:
     return f"distributed training: {world_size()} processes, backend {dist.get_backend()}" if enabled() else ""
 
 
-def shutdown() -> None:
+def shutdown(destroy: bool = True) -> None:
+    """Wait for every rank, then leave the process group. ``destroy=False`` is for a process that ends right
+    after with ``end_process`` (the CLI under torchrun)."""
     if enabled():
         dist.barrier()
-        dist.destroy_process_group()
+        if destroy:
+            dist.destroy_process_group()
+
+
+def end_process(code: int) -> None:
+    """End a torchrun-launched CLI process with ``code`` without the interpreter's teardown. With gloo on
+    torch 2.13 a rank sometimes aborted while tearing down ("terminate called without an active
+    exception", SIGABRT) after its work was done and every file written, and torchrun then reported the
+    finished job as failed; seen twice in 2026-12-05's CI runs, never reproduced alone. Output is
+    flushed first. A process not launched by torchrun returns normally."""
+    if env_world_size() <= 1:
+        return
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def device_for(device: torch.device) -> torch.device:
