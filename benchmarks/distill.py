@@ -233,8 +233,9 @@ def teacher_runs(specs: list[str]) -> dict[str, Path]:
 
 
 def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: str | None, transfer: str | None,
-                    glove: Path | None, work: Path, epochs: int | None, encoder: Path | None = None):
-    """(key, label, kind, config) for every student run of a dataset."""
+                    glove: Path | None, work: Path, epochs: int | None, pretrained: Path):
+    """(key, label, kind, config) for every student run of a dataset. ``pretrained``: the MiniLM-L6 folder
+    whose input embeddings the no-KD baselines of the ``_tv`` students start from."""
     data = {**preset_data(ds), **({"train": train_file} if train_file else {})}
     cache = {"cache_dir": str(work / "teacher_logits")}   # per invocation: labelling time is measured here
     for name in students:
@@ -245,7 +246,7 @@ def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: 
             if vectors == "glove" and glove is not None:
                 model["vectors"] = str(glove)
             elif vectors == "teacher":   # baseline: the teacher's starting point; KD: the teacher's own table
-                model["vectors"] = str(encoder)
+                model["vectors"] = str(pretrained)
             base = {"data": data, "tokenizer": tok, "model": model,
                     "train": {**CLASSIC_TRAIN, **extra, **({"epochs": epochs} if epochs else {})}}
             kd = {**KD_CLASSIC, **KD_CLASSIC_FOR.get(name, {}).get(ds, {}), "teacher": teacher_dir, **cache,
