@@ -121,7 +121,7 @@ def test_refit_on_train_plus_dev_keeps_dev_metrics_honest(tmp_path, tiny_data):
     assert main(["train", "-c", str(cnn), "--run-dir", str(tmp_path / "cnn"), "train.refit=true"]) == 2
 
 
-def _nbsvm_reference(x, y, C, alpha=1.0):
+def _nbsvm_reference(x, y, C, alpha=1.0, loss="squared_hinge"):
     """Wang & Manning's NBSVM written out: per label, r from smoothed counts of texts containing each
     feature, SVM on x * r."""
     scores = []
@@ -129,7 +129,7 @@ def _nbsvm_reference(x, y, C, alpha=1.0):
         pos = y[:, j] == 1
         p, q = alpha + (x[pos] > 0).sum(0), alpha + (x[~pos] > 0).sum(0)
         r = np.log(p / p.sum()) - np.log(q / q.sum())
-        svm = LinearSVC(C=C, random_state=0, max_iter=2000).fit(x * r, pos.astype(int))
+        svm = LinearSVC(C=C, loss=loss, random_state=0, max_iter=2000).fit(x * r, pos.astype(int))
         scores.append(svm.decision_function(x * r))
     return np.stack(scores, 1)
 
@@ -155,6 +155,26 @@ def test_nb_scale_equals_nbsvm_and_is_folded_into_the_weights(multi_label):
     plain = build_model("tfidf_linear", {"C": 0.5}, len(vocab), len(names))
     plain.fit_data(ids, y, multi_label=multi_label)
     assert not torch.allclose(plain.weight.weight, model.weight.weight)  # the scaling did change the fit
+
+
+def test_svm_loss_hinge_fits_the_hinge_loss_svm():
+    rows = make_texts(120, seed=8)
+    names = sorted({r["label"] for r in rows})
+    ids, vocab = _encode([r["text"] for r in rows])
+    y = torch.tensor([names.index(r["label"]) for r in rows])
+    model = build_model("tfidf_linear", {"C": 0.5, "nb_scale": True, "svm_loss": "hinge"}, len(vocab), len(names))
+    model.fit_data(ids, y, multi_label=False)
+    x, mask = pad_batch(ids, 0)
+    with torch.no_grad():
+        logits = model(x, mask).logits.numpy()
+    tfidf = model._tfidf(model._count_matrix(ids)).toarray()
+    np.testing.assert_allclose(logits, _nbsvm_reference(tfidf, np.eye(len(names))[y.numpy()], C=0.5, loss="hinge"),
+                               atol=1e-4)
+    squared = build_model("tfidf_linear", {"C": 0.5, "nb_scale": True}, len(vocab), len(names))
+    squared.fit_data(ids, y, multi_label=False)
+    assert not torch.allclose(squared.weight.weight, model.weight.weight)  # the loss did change the fit
+    with pytest.raises(Exception, match="svm_loss is the loss of solver 'svm', found solver 'logreg'"):
+        build_model("tfidf_linear", {"solver": "logreg", "svm_loss": "hinge"}, 10, 2)
 
 
 def test_nb_scale_binary_single_label_decides_like_one_nbsvm():

@@ -45,6 +45,9 @@ class TfidfLinearParams(ModelParams):
                            "how many of the label's texts and of the others contain each feature, plus nb_alpha). The scale "
                            "is folded into the saved weights, so prediction is unchanged. liblinear solvers only.")
     nb_alpha: float = Field(1.0, gt=0, description="Additive smoothing of the nb_scale feature counts.")
+    svm_loss: Literal["squared_hinge", "hinge"] = Field(
+        "squared_hinge", description="Loss of solver svm (LinearSVC's loss): squared_hinge (its default) or "
+                                     "hinge (the standard SVM loss; +0.08 dev on thucnews_title with nb_scale).")
     max_iter: int = Field(2000, ge=1, description="Iteration cap of the liblinear solvers.")
 
     @model_validator(mode="after")
@@ -52,6 +55,9 @@ class TfidfLinearParams(ModelParams):
         if self.nb_scale and self.solver == "sgd":
             raise ValueError("nb_scale needs a liblinear solver (svm or logreg), found solver 'sgd'; "
                              "set solver: svm or remove nb_scale")
+        if self.svm_loss != "squared_hinge" and self.solver != "svm":
+            raise ValueError(f"svm_loss is the loss of solver 'svm', found solver '{self.solver}' with svm_loss "
+                             f"'{self.svm_loss}'; set solver: svm or remove svm_loss")
         return self
 
 
@@ -170,7 +176,7 @@ class TfidfLinear(TextModel):
 
         p = self.params
         if p.solver == "svm":
-            base = LinearSVC(C=C, max_iter=p.max_iter, random_state=0)
+            base = LinearSVC(C=C, loss=p.svm_loss, max_iter=p.max_iter, random_state=0)
         else:
             base = LogisticRegression(C=C, max_iter=p.max_iter, solver="liblinear", random_state=0)
         if p.nb_scale:
