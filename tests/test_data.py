@@ -331,3 +331,20 @@ def test_real_datasets_infer_their_task(name, task):
         pytest.skip("shared datasets not available")
     examples, inferred = load_split(path, CFG)
     assert inferred == task and examples
+
+
+def test_split_seed_fixes_the_dev_split_whatever_the_train_seed(tiny_data, tmp_path):
+    from conftest import write_config
+    from textsift.config.load import load_config
+    from textsift.engines.train_run import load_datasets
+
+    cfg = write_config(tmp_path / "c.yaml", {"train": tiny_data["train"]})
+
+    def dev_texts(*overrides):
+        _, train, dev, _ = load_datasets(load_config(str(cfg), list(overrides)))
+        assert len(train) + len(dev) == 240 and not {e.text for e in dev} & {e.text for e in train}
+        return sorted(e.text for e in dev)
+
+    assert dev_texts("train.seed=1") != dev_texts("train.seed=2")  # by default the split follows train.seed
+    assert dev_texts("train.seed=1", "data.split_seed=7") == dev_texts("train.seed=2", "data.split_seed=7")
+    assert dev_texts("train.seed=7") == dev_texts("train.seed=1", "data.split_seed=7")

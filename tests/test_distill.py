@@ -327,3 +327,25 @@ def test_augmentation_splits_words_and_cjk_and_masks_per_model():
     assert any(MASK in t for t in out[2::3]) and all(" " not in t for t in out[2::3])  # per character
     assert mask_form(None) == MASK  # classic vocabularies: an unknown token
     assert _masked([f"a {MASK} film"], "[MASK]") == ["a [MASK] film"]
+
+
+def test_a_student_splitting_dev_unlike_its_teacher_is_warned(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from textsift.config.load import validate
+    from textsift.engines.distill import _check_dev_split
+
+    train = write_jsonl(tmp_path / "train.jsonl", make_texts(40, 1))
+    teacher = SimpleNamespace(paths=[tmp_path / "t"], bundles=[SimpleNamespace(
+        config=validate({"data": {"train": str(train)}, "model": {"name": "fasttext"}, "train": {"seed": 3}}))])
+
+    def warned(data=None, **train_section):
+        caplog.clear()
+        _check_dev_split(validate({"data": {"train": str(train), **(data or {})}, "model": {"name": "fasttext"},
+                                   "train": train_section}), teacher)
+        return [r.getMessage() for r in caplog.records if "teacher trained on" in r.getMessage()]
+
+    assert warned(seed=3) == [] and warned({"split_seed": 3}, seed=5) == []
+    message = warned(seed=5)
+    assert len(message) == 1 and "(5, 0.1, None)" in message[0] and "data.split_seed=3" in message[0]
+    assert warned({"dev_size": 0.2}, seed=3) and warned({"dev": str(train)}, seed=5) == []

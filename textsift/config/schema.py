@@ -32,6 +32,9 @@ class DataConfig(Section):
                                      "line (trees and DAGs); default: the hierarchy implied by the label paths.")
     empty_text: Literal["error", "skip"] = Field("error", description="What to do with empty texts.")
     dev_size: float = Field(0.1, gt=0, lt=1, description="Fraction of train held out when there is no dev file.")
+    split_seed: Optional[int] = Field(None, description="Seed of that held-out dev split; default: train.seed. Set it "
+                                      "to vary train.seed over runs on one and the same split (seed averages, or a "
+                                      "distilled student whose dev must stay out of its teacher's training texts).")
     limit: Optional[int] = Field(None, gt=0, description="Use only the first N training examples (quick runs).")
     streaming: bool = Field(False, description="Read the training file line by line every epoch instead of loading it "
                             "(data larger than memory); needs data.dev. See Distributed training and large data.")

@@ -7,10 +7,10 @@ Typical use (what the trainer does)::
     if cfg.data.dev:
         dev, _ = load_split(cfg.data.dev, cfg.data, task)
     else:
-        train, dev = stratified_split(train, cfg.data.dev_size, cfg.train.seed)
+        train, dev = stratified_split(train, cfg.data.dev_size, split_seed(cfg))
     check_known_labels(dev, sorted({l for e in train for l in e.labels}), "dev", cfg.data.dev)
 """
 from textsift.data.readers import (  # noqa: F401
     TASKS, Example, detect_format, infer_task, iter_texts, load_split, read_examples,
 )
-from textsift.data.split import check_known_labels, check_train_labels, stratified_split  # noqa: F401
+from textsift.data.split import check_known_labels, check_train_labels, split_seed, stratified_split  # noqa: F401

@@ -9,6 +9,11 @@ from textsift.errors import DataError
 from textsift.registry import did_you_mean
 
 
+def split_seed(cfg) -> int:
+    """The seed of the held-out dev split: ``data.split_seed``, else ``train.seed``."""
+    return cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+
+
 def stratified_split(examples: list[Example], dev_size: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Seeded split of ``examples`` into (train, dev), stratified by each example's first label.
 

@@ -272,6 +272,7 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         _check_tricks(cfg)
         teachers = Teachers(d.teacher if isinstance(d.teacher, list) else [d.teacher], d.teacher_weights)
         task, train, dev, test = load_datasets(cfg)
+        _check_dev_split(cfg, teachers)
         if task != teachers.task:
             raise TextsiftError(f"distill: the data is a {task} task but the teachers are {teachers.task} models")
         transfer, augmented = _extra_texts(cfg, [ex.text for ex in train])
@@ -307,6 +308,26 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
             write_json(run_dir / "metrics.json", metrics)
             _write_run_json(run_dir, "finished", started)
         return distributed.broadcast_object(metrics if main else None)
+
+
+def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
+    """Warn when the student holds out dev from the same training file as a teacher but splits it another
+    way: the student's dev then holds texts that teacher trained on, and choosing on it favours copying."""
+    from textsift.data import split_seed
+
+    if cfg.data.dev:
+        return
+    split = (split_seed(cfg), cfg.data.dev_size, cfg.data.limit)
+    for path, bundle in zip(teachers.paths, teachers.bundles):
+        t = bundle.config.data
+        if t.dev or Path(t.train).resolve() != Path(cfg.data.train).resolve():
+            continue
+        theirs = (split_seed(bundle.config), t.dev_size, t.limit)
+        if theirs != split:
+            log.warning("distill: the student holds out dev from %s with (split seed, dev_size, limit) = %s, the "
+                        "teacher %s with %s: the student's dev holds texts that teacher trained on. Set "
+                        "data.split_seed=%s, data.dev_size=%s and data.limit=%s as the teacher did, or give a "
+                        "data.dev file", cfg.data.train, split, path, theirs, *theirs)
 
 
 def _check_tricks(cfg: Config) -> None:

@@ -32,7 +32,8 @@ MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "weighted_f1", "example_f1", "sub
 def load_datasets(cfg: Config, split_dev: bool = True):
     """Read train/dev/test, infer the task, split dev from train when absent (unless ``split_dev`` is
     False: dev is then None), check labels."""
-    from textsift.data import check_known_labels, check_train_labels, load_split, read_examples, stratified_split
+    from textsift.data import (check_known_labels, check_train_labels, load_split, read_examples, split_seed,
+                               stratified_split)
 
     task = cfg.task or ("hierarchical" if cfg.data.hierarchy else None)  # an edges file means a hierarchy
     train, task = load_split(cfg.data.train, cfg.data, task=task, limit=cfg.data.limit)
@@ -42,7 +43,7 @@ def load_datasets(cfg: Config, split_dev: bool = True):
     elif not split_dev:
         dev = None
     else:
-        train, dev = stratified_split(train, cfg.data.dev_size, cfg.train.seed)
+        train, dev = stratified_split(train, cfg.data.dev_size, split_seed(cfg))
         log.info("no data.dev: holding out %d of %d training examples as dev (data.dev_size=%s)",
                  len(dev), len(train) + len(dev), cfg.data.dev_size)
     known = sorted({label for ex in train for label in ex.labels})
