@@ -244,7 +244,8 @@ def teacher_split_seed(run_dir: Path) -> int:
     import yaml
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    return cfg["data"].get("split_seed") or cfg["train"]["seed"]
+    seed = cfg["data"].get("split_seed")
+    return cfg["train"]["seed"] if seed is None else seed
 
 
 def reseeded(cfg: dict, seed: int, split_seed: int) -> dict:

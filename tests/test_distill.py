@@ -347,5 +347,6 @@ def test_a_student_splitting_dev_unlike_its_teacher_is_warned(tmp_path, caplog):
 
     assert warned(seed=3) == [] and warned({"split_seed": 3}, seed=5) == []
     message = warned(seed=5)
-    assert len(message) == 1 and "(5, 0.1, None)" in message[0] and "data.split_seed=3" in message[0]
+    assert len(message) == 1 and "(5, 0.1, None)" in message[0] and "data.split_seed=3" in message[0] \
+        and "data.limit=null" in message[0]
     assert warned({"dev_size": 0.2}, seed=3) and warned({"dev": str(train)}, seed=5) == []

@@ -327,7 +327,8 @@ def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
             log.warning("distill: the student holds out dev from %s with (split seed, dev_size, limit) = %s, the "
                         "teacher %s with %s: the student's dev holds texts that teacher trained on. Set "
                         "data.split_seed=%s, data.dev_size=%s and data.limit=%s as the teacher did, or give a "
-                        "data.dev file", cfg.data.train, split, path, theirs, *theirs)
+                        "data.dev file", cfg.data.train, split, path, theirs,
+                        *("null" if v is None else v for v in theirs))
 
 
 def _check_tricks(cfg: Config) -> None:
