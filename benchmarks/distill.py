@@ -240,16 +240,17 @@ def teacher_runs(specs: list[str]) -> dict[str, Path]:
 
 
 def teacher_split_seed(run_dir: Path) -> int:
-    """The seed of the dev split the teacher held out (``data.split_seed``, else ``train.seed``)."""
+    """The seed of the dev split the teacher held out, as the trainer chose it (``textsift.data.split_seed``)."""
     import yaml
 
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    seed = cfg["data"].get("split_seed")
-    return cfg["train"]["seed"] if seed is None else seed
+    from textsift.config.schema import Config
+    from textsift.data import split_seed
+
+    return split_seed(Config(**yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))))
 
 
 def reseeded(cfg: dict, seed: int, split_seed: int) -> dict:
-    """``cfg`` trained with another seed on the teacher's dev split (a student's dev must stay out of the
+    """``cfg`` trained with ``seed`` on the teacher's dev split (a student's dev must stay out of the
     texts its teacher trained on)."""
     return {**cfg, "data": {**cfg["data"], "split_seed": split_seed}, "train": {**cfg["train"], "seed": seed}}
 
@@ -257,10 +258,11 @@ def reseeded(cfg: dict, seed: int, split_seed: int) -> dict:
 def pooled(runs: list[dict]) -> dict:
     """One student row from its runs over seeds: the first run's row (its run directory is the one timed),
     with the mean test accuracy and train s, and each run's accuracy in ``acc_runs``; ``na`` if any failed."""
+    if len(runs) == 1:
+        return runs[0]
     failed = next((r for r in runs if r["na"]), None)
-    if len(runs) == 1 or failed:
-        many = failed and len(runs) > 1
-        return {**(failed or runs[0]), **({"na": f"seed run failed: {failed['na']}"} if many else {})}
+    if failed:
+        return {**failed, "na": f"seed run failed: {failed['na']}"}
     accs = [r["metrics"]["accuracy"] for r in runs]
     return {**runs[0], "metrics": {**runs[0]["metrics"], "accuracy": statistics.mean(accs)}, "acc_runs": accs,
             "train_s": statistics.mean(r["train_s"] for r in runs)}
@@ -439,14 +441,13 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
     split = teacher_split_seed(Path(rows[0]["run_dir"]))
     for key, label, kind, cfg in student_configs(ds, students, rows[0]["run_dir"], train_file, transfer, glove,
                                                  work, args.epochs, assets / "minilm-l6"):
-        runs = []
-        for i in range(args.seeds):   # seed 0 is the config as it is; the others keep the teacher's dev split
+        runs, seeded = [], [reseeded(cfg, SEED + i, split) for i in range(args.seeds)]   # the teacher's dev split
+        for i, run_cfg in enumerate(seeded):
             log(f"{ds}: {label}{f' (seed {SEED + i})' if i else ''} ...")
-            seeded = cfg if i == 0 else reseeded(cfg, SEED + i, split)
-            runs.append(train(seeded, work / (f"{key}-s{i}" if i else key), [], env, args.timeout))
+            runs.append(train(run_cfg, work / (f"{key}-s{i}" if i else key), [], env, args.timeout))
             log(f"{ds}: {label}: " + (f"n/a: {runs[-1]['na']}" if runs[-1]["na"]
                                       else f"test acc {100 * runs[-1]['metrics']['accuracy']:.2f}"))
-        rows.append({"dataset": ds, "key": key, "label": label, "kind": kind, "config": cfg, **pooled(runs),
+        rows.append({"dataset": ds, "key": key, "label": label, "kind": kind, "config": seeded[0], **pooled(runs),
                      **({"split_seed": split} if args.seeds > 1 else {})})
     test = [r["text"] for r in _read(data_dir / ds / "test.jsonl")]
     for row in rows:
