@@ -350,3 +350,10 @@ def test_a_student_splitting_dev_unlike_its_teacher_is_warned(tmp_path, caplog):
     assert len(message) == 1 and "(5, 0.1, None)" in message[0] and "data.split_seed=3" in message[0] \
         and "data.limit=null" in message[0]
     assert warned({"dev_size": 0.2}, seed=3) and warned({"dev": str(train)}, seed=5) == []
+
+    # a K-fold teacher trained on every text of the file: any held-out split overlaps it, even the same one
+    teacher.bundles[0].config = validate({"data": {"train": str(train)}, "model": {"name": "fasttext"},
+                                          "train": {"seed": 3, "kfold": 4}})
+    message = warned(seed=3)
+    assert len(message) == 1 and "4-fold run" in message[0] and "data.dev" in message[0]
+    assert warned({"dev": str(write_jsonl(tmp_path / "dev.jsonl", make_texts(10, 2)))}, seed=3) == []

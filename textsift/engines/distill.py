@@ -312,7 +312,8 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
 
 def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
     """Warn when the student holds out dev from the same training file as a teacher but splits it another
-    way: the student's dev then holds texts that teacher trained on, and choosing on it favours copying."""
+    way, or as a K-fold teacher (which trained on all of it): the student's dev then holds texts that teacher
+    trained on, and choosing on it favours copying."""
     from textsift.data import split_seed
 
     if cfg.data.dev:
@@ -320,7 +321,15 @@ def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
     split = (split_seed(cfg), cfg.data.dev_size, cfg.data.limit)
     for path, bundle in zip(teachers.paths, teachers.bundles):
         t = bundle.config.data
-        if t.dev or Path(t.train).resolve() != Path(cfg.data.train).resolve():
+        if Path(t.train).resolve() != Path(cfg.data.train).resolve():
+            continue
+        if bundle.config.train.kfold:  # its K models together trained on every text of the file
+            log.warning("distill: the teacher %s is a %d-fold run: its models together trained on every text of %s, "
+                        "so any dev split the student holds out from that file holds texts the teacher trained on. "
+                        "Give data.dev a file the teacher never trained on", path, bundle.config.train.kfold,
+                        cfg.data.train)
+            continue
+        if t.dev:
             continue
         theirs = (split_seed(bundle.config), t.dev_size, t.limit)
         if theirs != split:
