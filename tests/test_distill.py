@@ -357,3 +357,150 @@ def test_a_student_splitting_dev_unlike_its_teacher_is_warned(tmp_path, caplog):
     message = warned(seed=3)
     assert len(message) == 1 and "4-fold run" in message[0] and "data.dev" in message[0]
     assert warned({"dev": str(write_jsonl(tmp_path / "dev.jsonl", make_texts(10, 2)))}, seed=3) == []
+
+
+# ---------------------------------------------------------------- multi-task
+COARSE = {"sports": "leisure", "finance": "work", "tech": "work"}  # task B's labels: a coarser view of the topics
+
+
+def test_multi_task_scheme_scores_each_task_in_its_own_block():
+    from textsift.data.labels import LabelScheme, MultiTaskScheme
+
+    scheme = MultiTaskScheme.build({"topic": ["tech", "sports", "finance"], "coarse": ["work", "leisure"]})
+    assert scheme.labels == ["topic/finance", "topic/sports", "topic/tech", "coarse/leisure", "coarse/work"]
+    again = LabelScheme.from_dict(scheme.to_dict())
+    assert again.multi_task and again.tasks == ["topic", "coarse"] and again.segments == [[0, 1, 2], [3, 4]]
+    logits = torch.tensor([[2.0, 0.0, 1.0, -1.0, 3.0], [0.0, 5.0, 0.0, 4.0, 0.0]])
+    probs = scheme.probabilities(logits)
+    torch.testing.assert_close(probs[:, :3], torch.softmax(logits[:, :3], -1))
+    torch.testing.assert_close(probs[:, 3:], torch.softmax(logits[:, 3:], -1))
+    decisions = scheme.decide(probs.numpy())
+    assert decisions.tolist() == [[0, 4], [1, 3]]
+    assert scheme.names(decisions[1]) == ["topic/sports", "coarse/leisure"]
+    # the gold-label loss: cross-entropy inside the gold task's block, the other blocks masked out
+    targets = scheme.targets([["topic/tech"], ["coarse/leisure"]])
+    masked = logits.masked_fill(~scheme.gold_mask(targets), float("-inf"))
+    expected = (F.cross_entropy(logits[:1, :3], torch.tensor([2])) + F.cross_entropy(logits[1:, 3:], torch.tensor([0]))) / 2
+    torch.testing.assert_close(F.cross_entropy(masked, targets), expected)
+    # each example is judged on its own task, and the headline numbers are the tasks' mean
+    from textsift.engines.evaluation import split_metrics
+
+    gold = np.array([0, 2, 3, 4])
+    pred = np.array([[0, 3], [1, 3], [2, 3], [2, 3]])  # topic: 1 of 2 right; coarse: 1 of 2 right
+    m = split_metrics(scheme, gold, pred)
+    assert m["topic/accuracy"] == 0.5 and m["coarse/accuracy"] == 0.5 and m["accuracy"] == 0.5 and m["n"] == 4
+
+
+@pytest.fixture(scope="module")
+def two_tasks(task):
+    """task's topic teacher, a second teacher for a coarser label set, and files for both tasks."""
+    from textsift.api import TextClassifier
+
+    root, files = task
+
+    def coarse(rows):
+        return [{"text": r["text"], "label": COARSE[r["label"]]} for r in rows]
+
+    cfiles = {s: str(write_jsonl(root / f"coarse-{s}.jsonl", coarse(make_texts(n, seed)))) for s, n, seed in
+              (("train", 240, 11), ("dev", 60, 12), ("test", 90, 13), ("few", 24, 14))}
+    TextClassifier.train({"data": {k: cfiles[k] for k in ("train", "dev", "test")},
+                          "model": {"name": "textcnn", "embedding_dim": 32}, "tokenizer": {"name": "word"},
+                          "train": {**BASE_TRAIN, "epochs": 6, "lr": 0.01}}, root / "teacher_coarse")
+    tasks = [{"name": "topic", "teacher": str(root / "teacher"), "train": files["few"], "dev": files["dev"],
+              "test": files["test"]},
+             {"name": "coarse", "teacher": str(root / "teacher_coarse"), "train": cfiles["few"], "dev": cfiles["dev"],
+              "test": cfiles["test"]}]
+    return root, files, cfiles, tasks
+
+
+def test_multi_task_student_learns_every_task_from_its_teachers(two_tasks):
+    from textsift.api import TextClassifier
+
+    root, files, cfiles, tasks = two_tasks
+    cfg = {"model": {"name": "fasttext", "embedding_dim": 16}, "tokenizer": {"name": "word"},
+           "train": {**BASE_TRAIN, "epochs": 8, "lr": 0.05},
+           "distill": {"tasks": tasks, "hard_weight": 0.5, "transfer_data": str(root / "transfer.txt"),
+                       "cache_dir": str(root / "c-mt")}}
+    clf = TextClassifier.train(cfg, root / "mt")
+    m = json.loads((root / "mt" / "metrics.json").read_text())
+    assert m["test"]["n"] == 180 and m["test"]["topic/n"] == 90
+    assert m["test"]["accuracy"] == pytest.approx((m["test"]["topic/accuracy"] + m["test"]["coarse/accuracy"]) / 2)
+    for name in ("topic", "coarse"):  # the student keeps most of each teacher's accuracy on 24 gold texts a task
+        assert m["test"][f"{name}/accuracy"] >= m["distill"]["teacher_test"][f"{name}/accuracy"] - 0.1
+    assert (root / "mt" / "reports" / "test_topic_report.json").is_file()
+    assert (root / "mt" / "reports" / "dev_coarse_confusion.json").is_file()
+    card = (root / "mt" / "README.md").read_text()
+    assert "| test topic |" in card and "| dev coarse |" in card and "--task NAME" in card
+    # one model predicts every task at once: on the topic test texts, its coarse answers follow their topics,
+    # learned from the coarse teacher's soft targets on texts that have no coarse gold label
+    rows = [json.loads(line) for line in open(files["test"])]
+    predictions = clf.predict([r["text"] for r in rows])
+    assert all(set(p) == {"topic", "coarse"} for p in predictions)
+    agree = np.mean([p["coarse"] == COARSE[r["label"]] for p, r in zip(predictions, rows)])
+    assert agree >= 0.8
+    rec = clf.predict_details([rows[0]["text"]], top_k=2)[0]
+    assert set(rec["tasks"]) == {"topic", "coarse"} and len(rec["tasks"]["topic"]["top_k"]) == 2
+    assert rec["tasks"]["coarse"]["label"] == predictions[0]["coarse"]
+    assert sum(rec["probabilities"][f"coarse/{c}"] for c in ("work", "leisure")) == pytest.approx(1, abs=1e-5)
+
+
+def test_bad_multi_task_configs_are_reported(two_tasks):
+    from textsift.config.load import ConfigError, validate
+    from textsift.errors import TextsiftError
+
+    root, files, cfiles, tasks = two_tasks
+    base = {"model": {"name": "fasttext"}}
+    with pytest.raises(ConfigError, match="either teacher .* or tasks .*found both"):
+        validate({**base, "distill": {"teacher": str(root / "teacher"), "tasks": tasks}})
+    with pytest.raises(ConfigError, match="remove data.train"):
+        validate({**base, "data": {"train": files["few"]}, "distill": {"tasks": tasks}})
+    with pytest.raises(ConfigError, match="at least two tasks with distinct names"):
+        validate({**base, "distill": {"tasks": [tasks[0], {**tasks[1], "name": "topic"}]}})
+    with pytest.raises(ConfigError, match="without '/'"):
+        validate({**base, "distill": {"tasks": [tasks[0], {**tasks[1], "name": "a/b"}]}})
+    swapped = [{**tasks[0], "teacher": tasks[1]["teacher"]}, tasks[1]]
+    with pytest.raises(TextsiftError, match=r"tasks\[topic\]: 3 label\(s\) of .* are not labels of its teacher"):
+        TextClassifier_train({**base, "train": BASE_TRAIN, "distill": {"tasks": swapped}}, root / "bad-mt1")
+    with pytest.raises(TextsiftError, match="without label_smoothing"):
+        TextClassifier_train({**base, "train": BASE_TRAIN, "loss": {"name": "ce", "label_smoothing": 0.1},
+                              "distill": {"tasks": tasks}}, root / "bad-mt2")
+
+
+def TextClassifier_train(cfg, run_dir):
+    from textsift.api import TextClassifier
+
+    return TextClassifier.train(cfg, run_dir)
+
+
+def test_multi_task_student_through_evaluate_export_and_onnx(two_tasks, tmp_path):
+    from textsift.api import TextClassifier
+    from textsift.engines.export import export_run
+
+    root, files, cfiles, tasks = two_tasks
+    cfg = {"model": {"name": "textcnn", "embedding_dim": 16}, "tokenizer": {"name": "word"},
+           "train": {**BASE_TRAIN, "epochs": 2, "lr": 0.02}, "distill": {"tasks": tasks, "cache": False}}
+    torch_clf = TextClassifier.train(cfg, tmp_path / "run")
+    cli = [sys.executable, "-m", "textsift", "evaluate", str(tmp_path / "run"), "--data", cfiles["test"], "--json"]
+    out = json.loads(subprocess.run(cli + ["--task", "coarse"], capture_output=True, text=True, check=True).stdout)
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert out["metrics"]["coarse/accuracy"] == pytest.approx(test["coarse/accuracy"])
+    assert set(out["report"]) >= {"leisure", "work"}
+    res = subprocess.run(cli, capture_output=True, text=True)
+    assert res.returncode != 0 and "one of topic, coarse" in res.stderr
+    res = subprocess.run(cli + ["--task", "topic"], capture_output=True, text=True)  # coarse labels are no topics
+    assert res.returncode != 0 and "leisure" in res.stderr
+    export_run(tmp_path / "run", tmp_path / "onnx")
+    onnx_clf = TextClassifier.load(tmp_path / "onnx", backend="onnx")
+    texts = [json.loads(line)["text"] for line in open(files["test"])][:20]
+    assert onnx_clf.predict(texts) == torch_clf.predict(texts)
+
+
+def test_readme_multi_task_example_is_a_valid_config():
+    from pathlib import Path
+
+    from textsift.config.load import _expand, validate
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("# multi.yaml:", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    cfg = validate(_expand(yaml.safe_load(block)), check_files=False)
+    assert [t.name for t in cfg.distill.tasks] == ["sentiment", "question"] and cfg.data.train is None

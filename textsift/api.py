@@ -5,7 +5,8 @@
     clf.predict(["...", "..."])                # -> ["sports", "finance"]
     clf.predict_proba("国足今晚迎战日本")      # -> {"sports": 0.97, ...}
 
-Single-label models return one label string per text; multi-label models return a list of labels.
+Single-label models return one label string per text; multi-label models return a list of labels; a
+multi-task student (``textsift distill`` with ``distill.tasks``) returns ``{task: label}``.
 """
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class TextClassifier:
         return self._bundle
 
     @property
+    def _blocks(self) -> list[range]:
+        """A multi-task student's label blocks (index ranges), one per task."""
+        return [range(seg[0], seg[-1] + 1) for seg in self.bundle.scheme.segments]
+
+    @property
     def labels(self) -> list[str]:
         return list(self.bundle.scheme.labels)
 
@@ -86,14 +92,18 @@ class TextClassifier:
         return score(b.model, b.scheme, b.encoder, texts, b.max_length, self.batch_size, max_tokens=self.max_tokens)
 
     def predict(self, texts: Texts):
-        """Label (single-label) or list of labels (multi-label) for one text; a list of those for a list."""
+        """Label (single-label), list of labels (multi-label) or ``{task: label}`` (a multi-task student) for
+        one text; a list of those for a list."""
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
         if not batch:
             return []
         _, decisions = self._probs(batch)
         scheme = self.bundle.scheme
-        out = [scheme.names(d) if scheme.multi_label else scheme.names(d)[0] for d in decisions]
+        if scheme.multi_task:  # {task: label}
+            out = [{t: name.split("/", 1)[1] for t, name in zip(scheme.tasks, scheme.names(d))} for d in decisions]
+        else:
+            out = [scheme.names(d) if scheme.multi_label else scheme.names(d)[0] for d in decisions]
         return out[0] if single else out
 
     def predict_proba(self, texts: Texts):
@@ -136,6 +146,16 @@ class TextClassifier:
         out = []
         for row, ranks, decision in zip(ranked.probs, ranked.order, ranked.decisions):
             rec = {}
+            if scheme.multi_task:  # one decision per task; top-k within each task's block
+                rec["labels"] = [labels[i] for i in decision]
+                rec["tasks"] = {t: {"label": labels[i].split("/", 1)[1], "probability": row[i],
+                                    "top_k": [{"label": labels[j].split("/", 1)[1], "probability": round(row[j], 6)}
+                                              for j in ranks if j in block][:top_k]}
+                                for t, i, block in zip(scheme.tasks, decision, self._blocks)}
+                if all_probabilities:
+                    rec["probabilities"] = {label: round(p, 6) for label, p in zip(labels, row)}
+                out.append(rec)
+                continue
             if scheme.multi_label:
                 rec["labels"] = scheme.names(decision)
             else:

@@ -105,6 +105,11 @@ def _interactive(clf, top_k: int) -> int:
                 break
             continue
         rec = clf.predict_details([text], top_k)[0]
+        if "tasks" in rec:  # a multi-task student: one answer per task
+            print("\t".join(f"{task}: {r['label']} [" + ", ".join(f"{x['label']} {x['probability']:.3f}"
+                                                               for x in r["top_k"]) + "]"
+                            for task, r in rec["tasks"].items()), flush=True)
+            continue
         shown = ", ".join(f"{x['label']} {x['probability']:.3f}" for x in rec["top_k"])
         decided = rec.get("label") or ", ".join(rec["labels"]) or "(no label above threshold)"
         print(f"{decided}\t[{shown}]", flush=True)

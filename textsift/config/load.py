@@ -158,7 +158,11 @@ def validate(raw: dict[str, Any], source: str | None = None, check_files: bool =
     if cfg is not None and cfg.task not in (None, "single_label") and cfg.calibration.method == "temperature":
         problems.append(calibration_task_error(cfg.task))
     if check_files:
-        problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
+        distill = raw.get("distill") if isinstance(raw.get("distill"), dict) else {}
+        if isinstance(distill.get("tasks"), list) and distill["tasks"]:  # multi-task: every task's own files
+            problems += _check_task_files(distill["tasks"])
+        else:
+            problems += _check_files(raw.get("data") if isinstance(raw.get("data"), dict) else {})
         problems += _check_model_files(model)
         problems += _check_distill_files(raw.get("distill"))
     if problems:
@@ -207,14 +211,17 @@ def _check_distill_files(distill) -> list[str]:
     if not isinstance(distill, dict):
         return []
     problems = []
-    teachers = distill.get("teacher")
-    for i, teacher in enumerate(teachers if isinstance(teachers, list) else [teachers]):
-        if isinstance(teacher, str):
-            try:
-                check_run_dir(teacher)
-            except TextsiftError as e:
-                where = "distill.teacher" + (f"[{i}]" if isinstance(teachers, list) else "")
-                problems.append(f"{where}: {e}")
+    places = [("distill", distill)] + [(f"distill.tasks[{t.get('name', i)}]", t)
+                                       for i, t in enumerate(distill.get("tasks") or []) if isinstance(t, dict)]
+    for prefix, section in places:
+        teachers = section.get("teacher")
+        for i, teacher in enumerate(teachers if isinstance(teachers, list) else [teachers]):
+            if isinstance(teacher, str):
+                try:
+                    check_run_dir(teacher)
+                except TextsiftError as e:
+                    where = f"{prefix}.teacher" + (f"[{i}]" if isinstance(teachers, list) else "")
+                    problems.append(f"{where}: {e}")
     transfer = distill.get("transfer_data")
     if isinstance(transfer, str) and not Path(transfer).is_file():
         problems.append(f"distill.transfer_data: file not found: {transfer}")
@@ -279,6 +286,20 @@ def _check_files(data: dict) -> list[str]:
         path = data.get(split)
         if isinstance(path, str) and not Path(path).is_file():
             problems.append(f"data.{split}: file not found: {path} (relative paths are read from {Path.cwd()})")
+    return problems
+
+
+def _check_task_files(tasks: list) -> list[str]:
+    """``distill.tasks``: each task's train (required), dev and test files."""
+    problems = []
+    for i, t in enumerate(tasks):
+        if not isinstance(t, dict):
+            continue
+        for split in ("train", "dev", "test"):
+            path = t.get(split)
+            if isinstance(path, str) and not Path(path).is_file():
+                problems.append(f"distill.tasks[{t.get('name', i)}].{split}: file not found: {path} (relative paths "
+                                f"are read from {Path.cwd()})")
     return problems
 
 

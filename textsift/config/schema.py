@@ -208,9 +208,32 @@ class AugmentConfig(Section):
     ngram_max: int = Field(5, ge=1, description="Longest sampled n-gram, in tokens.")
 
 
+class DistillTask(Section):
+    """One task of a multi-task student (``distill.tasks``): its teacher(s) and its own data files."""
+
+    name: str = Field(..., description="Task name: the prefix of its labels (`name/label`) and of its report files.")
+    teacher: Union[str, list[str]] = Field(..., description="This task's teacher run directory (single-label), "
+                                           "or a list of them (averaged logits).")
+    teacher_weights: Optional[list[float]] = Field(None, description="Weights of this task's teachers' logits.")
+    train: str = Field(..., description="This task's training file (its labels are the task's gold labels).")
+    dev: Optional[str] = Field(None, description="This task's dev file; default: a data.dev_size split of its train.")
+    test: Optional[str] = Field(None, description="This task's test file.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not v or "/" in v or v != v.strip():
+            raise ValueError(f"expected a task name without '/' or surrounding spaces, got {v!r}")
+        return v
+
+
 class DistillConfig(Section):
-    teacher: Union[str, list[str]] = Field(..., description="Teacher run directory, or a list of them "
-                                           "(averaged logits); a K-fold run counts as its K models.")
+    teacher: Optional[Union[str, list[str]]] = Field(None, description="Teacher run directory, or a list of them "
+                                                     "(averaged logits); a K-fold run counts as its K models. Required unless "
+                                                     "`tasks` is given.")
+    tasks: list[DistillTask] = Field(default_factory=list, description="Multi-task distillation instead of "
+                                     "`teacher`: one student, one output block per task, each task with its own "
+                                     "teacher and data files (then leave data.train/dev/test out); see Distillation.")
     teacher_weights: Optional[list[float]] = Field(None, description="Weights of the teachers' logits "
                                                    "(normalised); default equal.")
     kd_loss: Literal["auto", "kl", "mse", "bce"] = Field("auto", description="Soft-target loss: auto = kl "
@@ -254,6 +277,22 @@ class DistillConfig(Section):
 
     @model_validator(mode="after")
     def _check(self):
+        if (self.teacher is None) == (not self.tasks):
+            raise ValueError("expected either teacher (one task) or tasks (multi-task), "
+                             f"found {'both' if self.tasks else 'neither'}")
+        if self.tasks:
+            names = [t.name for t in self.tasks]
+            if len(self.tasks) < 2 or len(set(names)) != len(names):
+                raise ValueError(f"tasks: expected at least two tasks with distinct names, found {names}")
+            if self.teacher_weights is not None or self.intermediate or self.student_layers:
+                raise ValueError("tasks: teacher_weights go in each task; intermediate matches and student_layers "
+                                 "need one teacher and are not available to a multi-task student")
+            for t in self.tasks:
+                k = len(t.teacher) if isinstance(t.teacher, list) else 1
+                if t.teacher_weights is not None and len(t.teacher_weights) != k:
+                    raise ValueError(f"tasks[{t.name}].teacher_weights has {len(t.teacher_weights)} values for "
+                                     f"{k} teacher(s)")
+            return self
         n = len(self.teacher) if isinstance(self.teacher, list) else 1
         if self.teacher_weights is not None and len(self.teacher_weights) != n:
             raise ValueError(f"teacher_weights has {len(self.teacher_weights)} values for {n} teacher(s)")
@@ -279,8 +318,8 @@ class HierarchyConfig(Section):
 
 
 class Config(Section):
-    task: Optional[Literal["single_label", "multi_label", "hierarchical"]] = Field(
-        None, description="Inferred from the training labels when absent.")
+    task: Optional[Literal["single_label", "multi_label", "hierarchical", "multi_task"]] = Field(
+        None, description="Inferred from the training labels when absent (multi_task: set by distill.tasks).")
     data: DataConfig = Field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     model: ModelConfig
@@ -305,7 +344,14 @@ class Config(Section):
                    if getattr(self.hierarchy, k) != getattr(defaults, k)] + \
                   (["data.hierarchy"] if self.data.hierarchy else []) + \
                   (["loss.name: mcloss"] if self.loss.name == "mcloss" else [])
-        if self.task in ("single_label", "multi_label") and changed:
+        tasks = bool(self.distill and self.distill.tasks)
+        if tasks and (self.data.train or self.data.dev or self.data.test):
+            raise ValueError("distill.tasks: each task names its own train/dev/test files; remove data.train, "
+                             "data.dev and data.test (data's other settings apply to every task)")
+        if tasks and self.task not in (None, "multi_task") or self.task == "multi_task" and not tasks:
+            raise ValueError(f"task: multi_task goes with distill.tasks (found task {self.task} and "
+                             f"{'' if tasks else 'no '}distill.tasks); leave task out")
+        if self.task in ("single_label", "multi_label", "multi_task") and changed:
             raise ValueError(f"{', '.join(changed)} only apply to task: hierarchical, but task is {self.task}; "
                              "set task: hierarchical or remove them")
         return self
@@ -315,5 +361,5 @@ def calibration_task_error(task: str) -> str:
     """Why ``calibration.method: temperature`` is refused for ``task`` (config validation and, for a task
     inferred from the data, the train recipe's check)."""
     return (f"calibration.method: temperature scaling applies to single_label models (softmax over one label), "
-            f"but the task is {task} (per-label sigmoids with thresholds tuned on dev); remove "
+            f"but the task is {task} ({'one softmax per task' if task == 'multi_task' else 'per-label sigmoids with thresholds tuned on dev'}); remove "
             "calibration.method or set it to none")

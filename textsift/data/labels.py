@@ -2,7 +2,8 @@
 
 The scheme (not the model) owns the loss choice and the decoding: single-label uses softmax + argmax,
 multi-label uses sigmoid + per-label thresholds tuned on dev; hierarchical (``data/hier_scheme.py``) is
-multi-label over the nodes of a label hierarchy, with hierarchy-aware scoring and consistent decoding.
+multi-label over the nodes of a label hierarchy, with hierarchy-aware scoring and consistent decoding;
+multi-task (a distilled student of several teachers) is one softmax per task over blocks of the logits.
 A single-label scheme's softmax can carry a calibration temperature.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ class LabelScheme:
     """Maps label strings to indices for one task. Args: task name; labels in a fixed order."""
 
     multi_label = False
+    multi_task = False
     default_loss = "ce"
 
     def __init__(self, task: str, labels: Sequence[str], thresholds: Sequence[float] | None = None):
@@ -39,6 +41,8 @@ class LabelScheme:
             from textsift.data.hierarchy import Hierarchy
 
             return HierarchicalScheme(labels, hierarchy or Hierarchy.from_paths(labels), method, decoding, thresholds)
+        if task == "multi_task":
+            return MultiTaskScheme(task, labels, thresholds)
         cls = SingleLabelScheme if task == "single_label" else MultiLabelScheme
         return cls(task, labels, thresholds)
 
@@ -131,3 +135,55 @@ class MultiLabelScheme(LabelScheme):
 
     def names(self, decision):
         return [self.labels[i] for i in np.flatnonzero(decision)]
+
+
+class MultiTaskScheme(LabelScheme):
+    """Several single-label tasks scored by one model (multi-task distillation): labels are ``task/label``,
+    each task a contiguous block of the logits with its own softmax (one output head per task). A gold
+    example carries one ``task/label`` (the task its file came from); a decision is one label per task.
+
+    Probabilities are per-task softmaxes (each block sums to 1); ``decide`` gives a ``(n, tasks)`` matrix
+    of global label indices; ``gold`` the global index of each example's one label."""
+
+    multi_task = True
+    default_loss = "ce"
+
+    def __init__(self, task: str, labels: Sequence[str], thresholds: Sequence[float] | None = None):
+        super().__init__(task, labels, thresholds)
+        self.tasks: list[str] = []
+        for label in self.labels:
+            name = label.split("/", 1)[0]
+            if name not in self.tasks:
+                self.tasks.append(name)
+        self.segments = [[i for i, label in enumerate(self.labels) if label.split("/", 1)[0] == name]
+                         for name in self.tasks]
+        if any(seg != list(range(seg[0], seg[-1] + 1)) for seg in self.segments):
+            raise ValueError(f"multi-task labels must be grouped by task, got {self.labels[:8]}...")
+        self.task_of = torch.tensor([t for t, seg in enumerate(self.segments) for _ in seg])
+
+    @staticmethod
+    def build(task_labels: dict[str, Sequence[str]]) -> "MultiTaskScheme":
+        """From ``{task: labels}`` in task order (each task's labels sorted by name)."""
+        return MultiTaskScheme("multi_task", [f"{t}/{label}" for t, labels in task_labels.items()
+                                              for label in sorted(labels)])
+
+    def task_labels(self, t: int) -> list[str]:
+        """Task ``t``'s labels without the ``task/`` prefix."""
+        return [self.labels[i].split("/", 1)[1] for i in self.segments[t]]
+
+    def targets(self, label_lists):
+        return torch.tensor([self.index[labels[0]] for labels in label_lists], dtype=torch.long)
+
+    def probabilities(self, logits):
+        logits = logits.float()
+        return torch.cat([torch.softmax(logits[:, s[0]:s[-1] + 1], dim=-1) for s in self.segments], dim=-1)
+
+    def decide(self, probs):
+        return np.stack([s[0] + probs[:, s[0]:s[-1] + 1].argmax(axis=-1) for s in self.segments], axis=1)
+
+    def names(self, decision):
+        return [self.labels[int(i)] for i in decision]
+
+    def gold_mask(self, targets: torch.Tensor) -> torch.Tensor:
+        """``(n, labels)`` bool: True on the block of each row's gold task."""
+        return self.task_of[targets][:, None] == self.task_of[None, :]

@@ -36,7 +36,7 @@ def calibration_enabled(cfg, scheme) -> bool:
     from textsift.config.schema import calibration_task_error
 
     method = cfg.calibration.method
-    if scheme.multi_label:
+    if scheme.multi_label or scheme.multi_task:
         if method == "temperature":
             raise TextsiftError(calibration_task_error(scheme.task))
         if method is None:

@@ -15,8 +15,10 @@ dev selection, reports, the run directory — is the trainer's and ``train_run``
   losses; the teacher then runs live on each batch. ``distill.student_layers`` builds the student from
   the teacher itself, keeping some of its layers (e.g. 6 → 2, DistilBERT / TinyBERT initialisation).
 
-Multi-task distillation (teachers with different label sets into one multi-head student) is not
-implemented: a student has one label set, the teachers'.
+* Multi-task (``distill.tasks``, TextBrewer's MultiTaskDistiller): teachers trained on different label
+  sets, each with its own data, teach one student with one output block per task. Every teacher labels
+  every training text (its own task's and the others'), so each text trains every block on soft targets,
+  and its own task's block on its gold label too.
 """
 from __future__ import annotations
 
@@ -85,6 +87,36 @@ class Teachers:
                 parts.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
         parts.append(",".join(f"{w:.6f}" for w in self.weights))
         return "\n".join(parts)
+
+
+class TaskTeachers:
+    """The teachers of a multi-task student (``distill.tasks``): one ``Teachers`` per task, their logits side by
+    side in the student's ``task/label`` order (``scheme``, a ``MultiTaskScheme``; each task's labels sorted)."""
+
+    task = "multi_task"
+
+    def __init__(self, specs):
+        from textsift.data.labels import MultiTaskScheme
+
+        self.names = [spec.name for spec in specs]
+        self.per_task = [Teachers(spec.teacher if isinstance(spec.teacher, list) else [spec.teacher],
+                                  spec.teacher_weights) for spec in specs]
+        for name, t in zip(self.names, self.per_task):
+            if t.task != "single_label":
+                raise TextsiftError(f"distill.tasks[{name}]: the teacher {t.paths[0]} is a {t.task} model; "
+                                    "multi-task distillation takes single-label teachers")
+        self.scheme = MultiTaskScheme.build({name: t.labels for name, t in zip(self.names, self.per_task)})
+        self.labels = self.scheme.labels
+        self.paths = [p for t in self.per_task for p in t.paths]
+        self.bundles = [b for t in self.per_task for b in t.bundles]
+        self._order = [[t.labels.index(label) for label in sorted(t.labels)] for t in self.per_task]
+
+    def logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        return np.concatenate([t.logits(texts, batch_size)[:, order] for t, order in zip(self.per_task, self._order)],
+                              axis=1)
+
+    def fingerprint(self) -> str:
+        return "|".join(f"{name}={t.fingerprint()}" for name, t in zip(self.names, self.per_task))
 
 
 def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: DistillConfig) -> np.ndarray:
@@ -178,9 +210,12 @@ class Distiller(Trainer):
     """
 
     def __init__(self, *args, teacher_logits: torch.Tensor, labelled: torch.Tensor, dcfg: DistillConfig,
-                 multi_label: bool, teacher=None, projections: Optional[Projections] = None, **kwargs):
+                 multi_label: bool, teacher=None, projections: Optional[Projections] = None, scheme=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher_logits, self.labelled, self.dcfg = teacher_logits, labelled, dcfg
+        # a multi-task student: soft-target loss per task block (mean over tasks), gold loss in the gold's block
+        self.scheme = scheme if scheme is not None and scheme.multi_task else None
+        self.blocks = [slice(s[0], s[-1] + 1) for s in self.scheme.segments] if self.scheme else [slice(None)]
         self.kind = dcfg.kd_loss if dcfg.kd_loss != "auto" else ("bce" if multi_label else "kl")
         self.teacher, self.projections = teacher, projections
         self.total_steps = self.steps_per_epoch * self.cfg.epochs
@@ -203,15 +238,20 @@ class Distiller(Trainer):
         student = out.logits  # (batch, labels)
         teacher = self.teacher_logits[batch["index"]].to(student.device)
         d = self.dcfg
-        tau = temperature(d.temperature_schedule, d.temperature, student, teacher, d.temperature_beta,
-                          d.temperature_gamma)
-        kd = kd_loss(self.kind, student, teacher, tau)
+        kd = 0.0
+        for block in self.blocks:
+            s, t = student[:, block], teacher[:, block]
+            tau = temperature(d.temperature_schedule, d.temperature, s, t, d.temperature_beta, d.temperature_gamma)
+            kd = kd + kd_loss(self.kind, s, t, tau) / len(self.blocks)
         total = schedule_weight(d.kd_weight_schedule, d.kd_weight, progress) * kd
         parts = {"kd_loss": kd.item()}
         hard_weight = schedule_weight(d.hard_weight_schedule, d.hard_weight, progress)
         rows = self.labelled[batch["index"]].to(student.device)
         if hard_weight > 0 and bool(rows.any()):
-            hard = self.loss_fn(student[rows].float(), batch["targets"][rows])
+            logits, targets = student[rows].float(), batch["targets"][rows]
+            if self.scheme is not None:  # the other tasks' labels are no candidates for this gold label
+                logits = logits.masked_fill(~self.scheme.gold_mask(targets.cpu()).to(logits.device), float("-inf"))
+            hard = self.loss_fn(logits, targets)
             total = total + hard_weight * hard
             parts["hard_loss"] = hard.item()
         if d.intermediate:
@@ -270,9 +310,14 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
     d = cfg.distill
     with run_session(cfg, run_dir, resume) as (run_dir, started):
         _check_tricks(cfg)
-        teachers = Teachers(d.teacher if isinstance(d.teacher, list) else [d.teacher], d.teacher_weights)
-        task, train, dev, test = load_datasets(cfg)
-        _check_dev_split(cfg, teachers)
+        if d.tasks:
+            _check_multi_task_loss(cfg)
+            teachers = TaskTeachers(d.tasks)
+            task, train, dev, test = _multi_task_datasets(cfg, teachers)
+        else:
+            teachers = Teachers(d.teacher if isinstance(d.teacher, list) else [d.teacher], d.teacher_weights)
+            task, train, dev, test = load_datasets(cfg)
+            _check_dev_split(cfg, teachers)
         if task != teachers.task:
             raise TextsiftError(f"distill: the data is a {task} task but the teachers are {teachers.task} models")
         transfer, augmented = _extra_texts(cfg, [ex.text for ex in train])
@@ -288,8 +333,9 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         labelled = torch.arange(len(texts)) < len(train)
         teacher_model, projections = _live_teacher(cfg, teachers)
         factory = functools.partial(Distiller, teacher_logits=logits, labelled=labelled, dcfg=d,
-                                    multi_label=teachers.task != "single_label", teacher=teacher_model,
-                                    projections=None)
+                                    multi_label=teachers.task in ("multi_label", "hierarchical"),
+                                    teacher=teacher_model, projections=None,
+                                    scheme=getattr(teachers, "scheme", None))
         model_factory = functools.partial(_student_from_teacher, teachers, d.student_layers) if d.student_layers \
             else None
         if student is not None:
@@ -308,6 +354,41 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
             write_json(run_dir / "metrics.json", metrics)
             _write_run_json(run_dir, "finished", started)
         return distributed.broadcast_object(metrics if main else None)
+
+
+def _multi_task_datasets(cfg: Config, teachers: TaskTeachers):
+    """Every task's train/dev/test (dev split per task as ``data`` says), labels prefixed ``task/``; returns
+    ``("multi_task", train, dev, test)`` with the tasks' examples one after the other."""
+    from textsift.engines.train_run import load_datasets
+
+    train, dev, test = [], [], []
+    for spec, t in zip(cfg.distill.tasks, teachers.per_task):
+        data = cfg.data.model_copy(update={"train": spec.train, "dev": spec.dev, "test": spec.test})
+        task_cfg = cfg.model_copy(update={"task": "single_label", "data": data})
+        _, tr, dv, te = load_datasets(task_cfg)
+        _check_dev_split(task_cfg, t)
+        unknown = sorted({ex.labels[0] for ex in tr} - set(t.labels))
+        if unknown:
+            raise TextsiftError(f"distill.tasks[{spec.name}]: {len(unknown)} label(s) of {spec.train} are not labels "
+                                f"of its teacher {t.paths[0]}: {unknown[:5]} (teacher: {t.labels[:8]}); give the "
+                                "task the teacher that was trained on these labels")
+        for ex in tr + dv + (te or []):
+            ex.labels = [f"{spec.name}/{ex.labels[0]}"]
+        log.info("task %s: %d train / %d dev%s examples, %d labels", spec.name, len(tr), len(dv),
+                 f" / {len(te)} test" if te else "", len(t.labels))
+        train, dev, test = train + tr, dev + dv, test + (te or [])
+    return "multi_task", train, dev, test or None
+
+
+def _check_multi_task_loss(cfg: Config) -> None:
+    """A multi-task student's gold-label loss is a softmax loss inside the gold task's block (the other
+    blocks masked out), which ce, focal and poly allow; label smoothing would spread mass onto the masked
+    labels of other tasks."""
+    extra = cfg.loss.model_extra or {}
+    if cfg.loss.name not in (None, "ce", "focal", "poly") or extra.get("label_smoothing"):
+        raise TextsiftError(f"loss: a multi-task student (distill.tasks) trains its gold labels with a softmax loss "
+                            f"inside each task's block: ce, focal or poly without label_smoothing; found "
+                            f"{cfg.loss.model_dump()}")
 
 
 def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
@@ -459,7 +540,7 @@ def _teacher_report(teachers: Teachers, run, d: DistillConfig) -> dict:
         if not examples:
             continue
         logits = torch.from_numpy(cached_teacher_logits(teachers, [ex.text for ex in examples], d))
-        own = teachers.bundles[0].scheme  # the teacher's own thresholds (multi-label)
+        own = getattr(teachers, "scheme", None) or teachers.bundles[0].scheme  # its thresholds (multi-label)
         probs = own.probabilities(logits).numpy()
         report[f"teacher_{split}"] = split_metrics(run.scheme, run.scheme.gold([ex.labels for ex in examples]),
                                                    own.decide(probs))

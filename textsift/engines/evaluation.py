@@ -40,9 +40,33 @@ def score_encoded(model, scheme, encoded: Sequence[Sequence[int]], batch_size: i
 def split_metrics(scheme, gold: np.ndarray, pred: np.ndarray) -> dict:
     from textsift.reporting.metrics import multi_label_metrics, single_label_metrics
 
+    if scheme.multi_task:
+        return multi_task_metrics(scheme, gold, pred, lambda t, g, p: single_label_metrics(g, p, scheme.task_labels(t)))
     if scheme.multi_label:
         return multi_label_metrics(gold, pred, scheme.labels)
     return single_label_metrics(gold, pred, scheme.labels)
+
+
+def multi_task_metrics(scheme, gold: np.ndarray, pred: np.ndarray, task_metrics) -> dict:
+    """A multi-task split: each example is judged on its own task alone (the task of its gold label), by
+    ``task_metrics(t, gold, pred)`` on task-local label ids. Returns every task's numbers as
+    ``"<task>/<metric>"`` and, under the plain metric names, their mean over the tasks present (so
+    ``accuracy`` selects on all tasks at once)."""
+    out, per_task = {}, []
+    task_of = scheme.task_of.numpy()
+    for t, name in enumerate(scheme.tasks):
+        rows = np.flatnonzero(task_of[gold] == t)
+        if not len(rows):
+            continue
+        start = scheme.segments[t][0]
+        m = task_metrics(t, gold[rows] - start, pred[rows, t] - start)
+        per_task.append(m)
+        out.update({f"{name}/{k}": v for k, v in m.items()})
+    for k in per_task[0] if per_task else ():
+        if k != "n":
+            out[k] = float(np.mean([m[k] for m in per_task]))
+    out["n"] = int(len(gold))
+    return out
 
 
 def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_size: int, device="cpu",
@@ -61,6 +85,13 @@ def evaluate_examples(model, scheme, encoder, examples, max_length: int, batch_s
     from textsift.reporting.reports import write_split_reports
 
     report_dir.mkdir(parents=True, exist_ok=True)
+    if scheme.multi_task:  # one report set per task, on its own examples and label block
+        def task_reports(t, g, p):
+            rows = np.flatnonzero(scheme.task_of.numpy()[gold] == t)
+            block = probs[rows][:, scheme.segments[t]]
+            return write_split_reports(report_dir, f"{split}_{scheme.tasks[t]}", [texts[i] for i in rows], g, p,
+                                       block, scheme.task_labels(t), False, bad_cases, plots)
+        return multi_task_metrics(scheme, gold, pred, task_reports)
     metrics = write_split_reports(report_dir, split, texts, gold, pred, probs, scheme.labels,
                                   scheme.multi_label, bad_cases, plots)
     if scheme.task == "hierarchical":  # per-level reports, hP/hR/hF and consistency: part of every run

@@ -474,14 +474,23 @@ def _write_model_card(run_dir, cfg, scheme, model, metrics, splits) -> None:
     from textsift.reporting.model_card import fingerprint, write_model_card
 
     paths = {"train": cfg.data.train, "dev": cfg.data.dev, "test": cfg.data.test}
+    if scheme.multi_task:  # every task's own files, with the examples of that task
+        tasks = cfg.distill.tasks
+        data = {f"{t.name} {split}": fingerprint(getattr(t, split) or t.train, examples=sum(
+                    ex.labels[0].startswith(f"{t.name}/") for ex in examples))
+                for t in tasks for split, examples in zip(("train", "dev", "test"), splits) if examples}
+        title = f"multi-task ({', '.join(t.name for t in tasks)}) {cfg.model.name}"
+    else:
+        # Examples actually used (after data.limit and the dev split), fingerprinted by their source file.
+        data = {split: fingerprint(paths[split] or cfg.data.train, examples=len(examples))
+                for split, examples in zip(("train", "dev", "test"), splits) if examples}
+        title = f"{Path(cfg.data.train).parent.name or 'textsift'} {cfg.model.name}"
     write_model_card(run_dir, {
-        "title": f"{Path(cfg.data.train).parent.name or 'textsift'} {cfg.model.name}",
+        "title": title,
         "task": scheme.task, "labels": scheme.labels,
         "model": {"name": cfg.model.name, "params": model.params.model_dump(mode="json"),
                   "num_parameters": sum(p.numel() for p in model.parameters())},
-        # Examples actually used (after data.limit and the dev split), fingerprinted by their source file.
-        "data": {split: fingerprint(paths[split] or cfg.data.train, examples=len(examples))
-                 for split, examples in zip(("train", "dev", "test"), splits) if examples},
+        "data": data,
         "config": cfg.model_dump(mode="json"),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, dict)},
         "training_time": metrics.get("train_seconds"),

@@ -40,7 +40,7 @@ USAGE = """\
 textsift predict {run} --text "..."
 textsift predict {run} --input texts.txt --output predictions.jsonl
 # evaluate on a labelled file; --report-dir also writes bad cases and the confusion matrix
-textsift evaluate {run} --data test.jsonl --report-dir {run}/eval
+textsift evaluate {run} --data test.jsonl --report-dir {run}/eval{task}
 ```
 
 ```python
@@ -148,6 +148,10 @@ def _metrics_section(metrics: dict) -> list[str]:
     present = {k for values in metrics.values() for k in values}
     columns = [k for k in CARD_METRICS if k in present]
     rows = [[split] + [values.get(k) for k in columns] for split, values in metrics.items()]
+    # a multi-task student: each task's own row under the mean over tasks ("<task>/<metric>" keys)
+    tasks = list(dict.fromkeys(k.split("/", 1)[0] for values in metrics.values() for k in values if "/" in k))
+    rows += [[f"{split} {task}"] + [values.get(f"{task}/{k}") for k in columns]
+             for split, values in metrics.items() for task in tasks if f"{task}/n" in values]
     return ["## Metrics", ""] + _table(["split"] + columns, rows) + [""]
 
 
@@ -179,7 +183,8 @@ def write_model_card(run_dir: Path, info: dict) -> None:
         lines += _model_section(info["model"])
     if info.get("data"):
         lines += _data_section(info["data"])
-    lines += ["## How to use", "", USAGE.format(run=run_dir.as_posix())]
+    lines += ["## How to use", "", USAGE.format(run=run_dir.as_posix(), task=" --task NAME  # NAME: the file's task"
+                                               if info.get("task") == "multi_task" else "")]
     if info.get("config"):
         lines += _config_section(info["config"])
     lines += _environment_section(env, commit, created, info.get("training_time"))
