@@ -493,6 +493,16 @@ def test_multi_task_student_through_evaluate_export_and_onnx(two_tasks, tmp_path
     onnx_clf = TextClassifier.load(tmp_path / "onnx", backend="onnx")
     texts = [json.loads(line)["text"] for line in open(files["test"])][:20]
     assert onnx_clf.predict(texts) == torch_clf.predict(texts)
+    # static int8: calibrated on every task's training texts, judged on every task's dev and test files
+    from textsift.engines.prune import prune_run
+    from textsift.engines.quantize import quantize_run
+    from textsift.errors import TextsiftError
+
+    report = quantize_run(tmp_path / "run", tmp_path / "int8", method="onnx-static", calibration_size=40)
+    after = report["rows"]["after"]
+    assert after["test_accuracy"] == pytest.approx(test["accuracy"], abs=0.1) and after["dev_accuracy"] > 0.5
+    with pytest.raises(TextsiftError, match="does not support multi-task students"):
+        prune_run(tmp_path / "run", tmp_path / "pruned", vocab_from=files["few"])
 
 
 def test_readme_multi_task_example_is_a_valid_config():

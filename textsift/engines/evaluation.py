@@ -111,6 +111,19 @@ def evaluate_config_splits(model, scheme, encoder, config, max_length: int, repo
 
     out = {}
     for split in ("dev", "test"):
+        if scheme.multi_task:  # every task's own file of this split, read as that task's labels
+            examples = []
+            for t in config.distill.tasks:
+                path = getattr(t, split)
+                if path and Path(path).is_file():
+                    task_examples = read_examples(path, config.data, task="single_label")
+                    for ex in task_examples:
+                        ex.labels = [f"{t.name}/{ex.labels[0]}"]
+                    examples += task_examples
+            if examples:
+                out[split] = evaluate_examples(model, scheme, encoder, examples, max_length, batch_size,
+                                               report_dir=report_dir, split=split, plots=False)
+            continue
         path = getattr(config.data, split)
         if path and Path(path).is_file():
             examples = read_examples(path, config.data, task=scheme.task)

@@ -126,6 +126,10 @@ def prune_run(run_dir, out_dir, width: Optional[float] = None, heads: Optional[i
 
     run_dir, out_dir = check_run_dir(run_dir), Path(out_dir)
     bundle = load_bundle(run_dir)
+    if bundle.scheme.multi_task:
+        raise TextsiftError(f"{run_dir}: pruning does not support multi-task students (distill.tasks) yet: its "
+                            "importance scores and re-training read one labelled training file; prune the "
+                            "single-task teachers or students instead")
     model = bundle.model
     structural = not (width is None and heads is None and ffn is None and layers is None)
     if not structural and vocab_from is None:

@@ -97,8 +97,12 @@ def quantize_run(run_dir, out_dir, method: str = "dynamic", calibration: Optiona
     if is_ensemble(run_dir):
         raise TextsiftError(f"{run_dir}: quantize one fold of a K-fold run (e.g. {run_dir}/folds/fold-0)")
     bundle = load_bundle(run_dir)
-    texts_file = calibration or bundle.config.data.train
-    texts = [t for _, t in zip(range(calibration_size), (t for _, t in iter_texts(texts_file, bundle.config.data)))]
+    files = [calibration] if calibration else [bundle.config.data.train] if bundle.config.data.train else \
+        [t.train for t in bundle.config.distill.tasks]  # a multi-task student: every task's texts
+    texts_file = ", ".join(files)
+    per_file = -(-calibration_size // len(files))
+    texts = [t for f in files for _, t in zip(range(per_file), (t for _, t in iter_texts(f, bundle.config.data)))]
+    texts = texts[:calibration_size]
     if not texts:
         raise TextsiftError(f"{texts_file}: no texts to calibrate or measure with")
     if method == "dynamic":
