@@ -487,6 +487,9 @@ def test_multi_task_student_through_evaluate_export_and_onnx(two_tasks, tmp_path
     assert set(out["report"]) >= {"leisure", "work"}
     res = subprocess.run(cli, capture_output=True, text=True)
     assert res.returncode != 0 and "one of topic, coarse" in res.stderr
+    info = subprocess.run([sys.executable, "-m", "textsift", "info", str(tmp_path / "run")], capture_output=True,
+                          text=True, check=True).stdout
+    assert "task: multi_task" in info and "  coarse: accuracy" in info and "temperature" not in info
     res = subprocess.run(cli + ["--task", "topic"], capture_output=True, text=True)  # coarse labels are no topics
     assert res.returncode != 0 and "leisure" in res.stderr
     export_run(tmp_path / "run", tmp_path / "onnx")

@@ -37,6 +37,9 @@ def run(args) -> int:
         if m:
             print(f"{split}: " + ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "macro_f1", "micro_f1", "ece")
                                            if k in m))
+            for task in getattr(b.scheme, "tasks", ()):  # a multi-task student: each task's own numbers
+                if f"{task}/accuracy" in m:
+                    print(f"  {task}: " + ", ".join(f"{k} {m[f'{task}/{k}']:.4f}" for k in ("accuracy", "macro_f1")))
     if info["temperature"] is not None:
         print(f"calibration: softmax temperature {info['temperature']:.4f} (calibration.json)")
     return 0
@@ -58,7 +61,7 @@ def describe(b) -> dict:
     params = list(b.model.parameters())
     return {"model": type(b.model).__name__, "task": b.scheme.task, "labels": b.scheme.labels,
             "vocab_size": b.encoder.vocab_size, "modules": modules,
-            "temperature": None if b.scheme.multi_label else b.scheme.temperature,
+            "temperature": None if b.scheme.multi_label or b.scheme.multi_task else b.scheme.temperature,
             "parameters": sum(p.numel() for p in params),
             "trainable": sum(p.numel() for p in params if p.requires_grad),
             "weights_bytes": sum(f.stat().st_size for f in b.run_dir.rglob(MODEL_FILE)),  # K-fold: every fold
