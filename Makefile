@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 export TEXTSIFT_DATA ?= $(abspath ../shared/datasets)
 
-.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-compress bench-pipeline bench-distributed bench-hierarchy assets browser clean
+.PHONY: setup demo test bench bench-pretrained bench-serve bench-distill bench-distill-multitask bench-compress bench-pipeline bench-distributed bench-hierarchy assets browser clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,12 @@ bench-serve: assets
 bench-distill: assets
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/distill.py
+
+# One multi-task student (distill.tasks) for sst2_sentence + trec6 vs one student per task (about 20 minutes
+# with the teachers bench-distill caches; each teacher it has to train adds ~25).
+bench-distill-multitask: assets
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/distill_multitask.py
 
 # Width-1/2 pruning with re-training, and int8 (dynamic, static) on ONNX Runtime, MiniLM-L6.
 bench-compress: assets
