@@ -517,3 +517,34 @@ def test_readme_multi_task_example_is_a_valid_config():
     block = readme.split("# multi.yaml:", 1)[1].split("\n", 1)[1].split("```", 1)[0]
     cfg = validate(_expand(yaml.safe_load(block)), check_files=False)
     assert [t.name for t in cfg.distill.tasks] == ["sentiment", "question"] and cfg.data.train is None
+
+
+def test_multi_task_dev_splits_follow_each_tasks_split_seed(two_tasks, caplog):
+    from types import SimpleNamespace
+
+    from textsift.config.load import validate
+    from textsift.engines.distill import _multi_task_datasets
+
+    root, files, cfiles, tasks = two_tasks
+
+    def teacher(train, labels):  # a teacher that held out its dev from `train` with seed 42
+        cfg = validate({"data": {"train": train}, "model": {"name": "fasttext"}, "train": {"seed": 42}})
+        return SimpleNamespace(labels=labels, paths=[root / "t"], bundles=[SimpleNamespace(config=cfg)])
+
+    teachers = SimpleNamespace(per_task=[teacher(files["train"], ["finance", "sports", "tech"]),
+                                         teacher(cfiles["train"], ["leisure", "work"])])
+    no_dev = [{**t, "train": f, "dev": None} for t, f in zip(tasks, (files["train"], cfiles["train"]))]
+
+    def load(seed, **split_seeds):
+        caplog.clear()
+        cfg = validate({"model": {"name": "fasttext"}, "train": {"seed": seed},
+                        "distill": {"tasks": [{**t, "split_seed": split_seeds.get(t["name"])} for t in no_dev]}})
+        _, train, dev, _ = _multi_task_datasets(cfg, teachers)
+        return {ex.text for ex in dev}, [r.getMessage() for r in caplog.records if "teacher trained on" in r.getMessage()]
+
+    dev42, warned = load(42)
+    assert warned == [] and len(dev42) > 0
+    dev5, warned = load(5)
+    assert dev5 != dev42 and len(warned) == 2 and "distill.tasks[coarse].split_seed=42" in warned[1]
+    dev_fixed, warned = load(5, topic=42, coarse=42)
+    assert dev_fixed == dev42 and warned == []

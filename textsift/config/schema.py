@@ -218,6 +218,8 @@ class DistillTask(Section):
     train: str = Field(..., description="This task's training file (its labels are the task's gold labels).")
     dev: Optional[str] = Field(None, description="This task's dev file; default: a data.dev_size split of its train.")
     test: Optional[str] = Field(None, description="This task's test file.")
+    split_seed: Optional[int] = Field(None, description="Seed of this task's held-out dev split (no dev file); "
+                                      "default data.split_seed. Set it to the seed its teacher split with.")
 
     @field_validator("name")
     @classmethod

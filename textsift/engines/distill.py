@@ -363,10 +363,12 @@ def _multi_task_datasets(cfg: Config, teachers: TaskTeachers):
 
     train, dev, test = [], [], []
     for spec, t in zip(cfg.distill.tasks, teachers.per_task):
-        data = cfg.data.model_copy(update={"train": spec.train, "dev": spec.dev, "test": spec.test})
+        data = cfg.data.model_copy(update={"train": spec.train, "dev": spec.dev, "test": spec.test,
+                                           "split_seed": cfg.data.split_seed if spec.split_seed is None
+                                           else spec.split_seed})
         task_cfg = cfg.model_copy(update={"task": "single_label", "data": data})
         _, tr, dv, te = load_datasets(task_cfg)
-        _check_dev_split(task_cfg, t)
+        _check_dev_split(task_cfg, t, f"distill.tasks[{spec.name}].")
         unknown = sorted({ex.labels[0] for ex in tr} - set(t.labels))
         if unknown:
             raise TextsiftError(f"distill.tasks[{spec.name}]: {len(unknown)} label(s) of {spec.train} are not labels "
@@ -391,7 +393,7 @@ def _check_multi_task_loss(cfg: Config) -> None:
                             f"{cfg.loss.model_dump()}")
 
 
-def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
+def _check_dev_split(cfg: Config, teachers: "Teachers", seed_key: str = "data.") -> None:
     """Warn when the student holds out dev from the same training file as a teacher but splits it another
     way, or as a K-fold teacher (which trained on all of it): the student's dev then holds texts that teacher
     trained on, and choosing on it favours copying."""
@@ -407,8 +409,8 @@ def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
         if bundle.config.train.kfold:  # its K models together trained on every text of the file
             log.warning("distill: the teacher %s is a %d-fold run: its models together trained on every text of %s, "
                         "so any dev split the student holds out from that file holds texts the teacher trained on. "
-                        "Give data.dev a file the teacher never trained on", path, bundle.config.train.kfold,
-                        cfg.data.train)
+                        "Give %sdev a file the teacher never trained on", path, bundle.config.train.kfold,
+                        cfg.data.train, seed_key)
             continue
         if t.dev:
             continue
@@ -416,9 +418,9 @@ def _check_dev_split(cfg: Config, teachers: "Teachers") -> None:
         if theirs != split:
             log.warning("distill: the student holds out dev from %s with (split seed, dev_size, limit) = %s, the "
                         "teacher %s with %s: the student's dev holds texts that teacher trained on. Set "
-                        "data.split_seed=%s, data.dev_size=%s and data.limit=%s as the teacher did, or give a "
-                        "data.dev file", cfg.data.train, split, path, theirs,
-                        *("null" if v is None else v for v in theirs))
+                        "%ssplit_seed=%s, data.dev_size=%s and data.limit=%s as the teacher did, or give a "
+                        "%sdev file", cfg.data.train, split, path, theirs, seed_key,
+                        *("null" if v is None else v for v in theirs), seed_key)
 
 
 def _check_tricks(cfg: Config) -> None:
