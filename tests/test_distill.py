@@ -287,6 +287,8 @@ def test_bad_distill_configs_are_reported(task, tmp_path):
     with pytest.raises(ConfigError, match="feature 'attention' cannot use loss 'hidden_mse'"):
         validate({**base, "distill": {"teacher": str(root / "teacher"),
                                       "intermediate": [{"teacher_layer": 1, "student_layer": 1, "feature": "attention"}]}})
+    with pytest.raises(ConfigError, match="train.kfold cannot be combined with distill"):
+        validate({**base, "train": {"kfold": 3}, "distill": {"teacher": str(root / "teacher")}})
     with pytest.raises(ConfigError, match=r"distill.intermediate_rows: .*'all' or 'labelled'"):
         validate({**base, "distill": {"teacher": str(root / "teacher"), "intermediate_rows": "gold"}})
     with pytest.raises(TextsiftError, match="'fgm' computes its own loss or backward pass"):

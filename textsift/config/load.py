@@ -98,7 +98,8 @@ def _format_errors(err: ValidationError, prefix: str, schema: type[BaseModel] | 
         else:
             found = e.get("input")
             found_s = f", got {found!r}" if not isinstance(found, (dict, list)) or len(str(found)) < 60 else ""
-            problems.append(f"{path}: {e['msg'].rstrip('.')}{found_s}")
+            msg = e["msg"].removeprefix("Value error, ").rstrip(".")  # pydantic's wording for a validator's own
+            problems.append(f"{path}: {msg}{found_s}" if path else f"{msg}{found_s}")
     return problems
 
 

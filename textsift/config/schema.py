@@ -346,6 +346,9 @@ class Config(Section):
                    if getattr(self.hierarchy, k) != getattr(defaults, k)] + \
                   (["data.hierarchy"] if self.data.hierarchy else []) + \
                   (["loss.name: mcloss"] if self.loss.name == "mcloss" else [])
+        if self.distill is not None and self.train.kfold:  # kfold_run would train plain folds, silently
+            raise ValueError("train.kfold cannot be combined with distill: K-fold trains its folds on gold labels "
+                             "alone; remove train.kfold (a K-fold run can be the teacher: distill.teacher: RUN)")
         tasks = bool(self.distill and self.distill.tasks)
         if tasks and (self.data.train or self.data.dev or self.data.test):
             raise ValueError("distill.tasks: each task names its own train/dev/test files; remove data.train, "
