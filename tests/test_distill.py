@@ -291,6 +291,8 @@ def test_bad_distill_configs_are_reported(task, tmp_path):
         validate({**base, "train": {"kfold": 3}, "distill": {"teacher": str(root / "teacher")}})
     with pytest.raises(ConfigError, match=r"distill.intermediate_rows: .*'all' or 'labelled'"):
         validate({**base, "distill": {"teacher": str(root / "teacher"), "intermediate_rows": "gold"}})
+    with pytest.raises(TextsiftError, match="fitted in one pass on the gold labels"):
+        _student(root, files, "bad0", {"teacher": str(root / "teacher")}, model={"name": "tfidf_linear"})
     with pytest.raises(TextsiftError, match="'fgm' computes its own loss or backward pass"):
         _student(root, files, "bad1", {"teacher": str(root / "teacher")}, tricks=[{"name": "fgm"}])
     with pytest.raises(TextsiftError, match="intermediate: the teacher must be a single `hf` encoder"):

@@ -300,6 +300,10 @@ def _fit(run: _Run, resume: bool) -> None:
     """One-pass fit (e.g. liblinear) or the gradient loop; then multi-label thresholds on dev."""
     cfg, model, trainer = run.cfg, run.model, run.trainer
     one_pass = model.fit_data(run.train_ids, run.train_targets, run.scheme.multi_label, dev=run.dev_data)
+    if one_pass and cfg.distill is not None:
+        raise TextsiftError(f"distill: model '{cfg.model.name}' was fitted in one pass on the gold labels, so the "
+                            "teacher's soft targets cannot train it; use a student trained by gradient steps "
+                            "(e.g. tfidf_linear with model.solver: sgd, fasttext or textcnn)")
     if one_pass and cfg.train.tricks:
         raise TextsiftError(f"train.tricks: model '{cfg.model.name}' is fitted in one pass, so training tricks "
                             f"({', '.join(t.name for t in cfg.train.tricks)}) do not apply; remove train.tricks "
