@@ -230,9 +230,9 @@ class DistillTask(Section):
 
 
 class DistillConfig(Section):
-    teacher: Optional[Union[str, list[str]]] = Field(None, description="Teacher run directory, or a list of them "
-                                                     "(averaged logits); a K-fold run counts as its K models. Required unless "
-                                                     "`tasks` is given.")
+    teacher: Optional[Union[str, list[str]]] = Field(
+        None, description="Teacher run directory, or a list of them (averaged logits); a K-fold run counts as its K "
+                          "models. Required unless `tasks` is given.")
     tasks: list[DistillTask] = Field(default_factory=list, description="Multi-task distillation instead of "
                                      "`teacher`: one student, one output block per task, each task with its own "
                                      "teacher and data files (then leave data.train/dev/test out); see Distillation.")
@@ -365,6 +365,6 @@ class Config(Section):
 def calibration_task_error(task: str) -> str:
     """Why ``calibration.method: temperature`` is refused for ``task`` (config validation and, for a task
     inferred from the data, the train recipe's check)."""
+    how = "one softmax per task" if task == "multi_task" else "per-label sigmoids with thresholds tuned on dev"
     return (f"calibration.method: temperature scaling applies to single_label models (softmax over one label), "
-            f"but the task is {task} ({'one softmax per task' if task == 'multi_task' else 'per-label sigmoids with thresholds tuned on dev'}); remove "
-            "calibration.method or set it to none")
+            f"but the task is {task} ({how}); remove calibration.method or set it to none")
