@@ -17,6 +17,7 @@ rounds, the two setups alternating so machine noise hits both). Teachers are tra
 
     .venv/bin/python benchmarks/distill_multitask.py
     .venv/bin/python benchmarks/distill_multitask.py --teacher sst2_sentence=runs/sst2_minilm --teacher trec6=runs/trec6_minilm
+    .venv/bin/python benchmarks/distill_multitask.py --seeds 3                 # every student 3 times: mean ± std
     .venv/bin/python benchmarks/distill_multitask.py --limit 200 --epochs 1 --out /tmp/mt-smoke.md   # smoke
 
 About 20 min on one core with cached teachers (teacher labelling ~6 min of it); teachers add ~25 min each.
@@ -62,6 +63,18 @@ def run_metrics(run_dir: Path) -> dict:
             "train_s": m["train_seconds"], "params": json.loads((run_dir / "model.json").read_text())["parameters"]}
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Mean and std over seed runs of every test number (fractions) and of the train time; the first run's
+    parameters. ``test``/``teacher_test`` hold means, ``test_std`` the standard deviations."""
+    import statistics
+
+    keys = [k for k, v in runs[0]["test"].items() if isinstance(v, float)]
+    return {"test": {k: statistics.mean(r["test"][k] for r in runs) for k in keys},
+            "test_std": {k: statistics.stdev(r["test"][k] for r in runs) if len(runs) > 1 else 0.0 for k in keys},
+            "teacher_test": runs[0]["teacher_test"], "params": runs[0]["params"], "seeds": len(runs),
+            "train_s": statistics.mean(r["train_s"] for r in runs), "command": runs[0]["command"]}
+
+
 def both_tasks_speed(multi: Path, singles: list[Path], texts: list[str], threads: int, rounds: int = 5) -> dict:
     """texts/s to answer every task for every text: the multi-task student once vs each single student."""
     import torch
@@ -93,6 +106,8 @@ def parse_args(argv):
                    help="a finished <dataset>_minilm run to use as DATASET's teacher (read only; repeatable)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run, teachers included (smoke)")
     p.add_argument("--limit", type=int, default=None, help="training examples per task, every class kept (smoke)")
+    p.add_argument("--seeds", type=int, default=1, help="train every student this many times (train.seed 42, 43, "
+                   "...; dev splits held at the teachers') and report mean ± std; the seed-42 runs are timed")
     p.add_argument("--threads", type=int, default=1, help="torch threads while timing (default 1)")
     p.add_argument("--retrain", action="store_true", help="train the teachers again instead of reusing the cache")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
@@ -107,9 +122,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    if len(set(datasets)) < 2 or any(d not in D.DATASETS for d in datasets):
-        print(f"error: --datasets: expected two or more distinct names from {', '.join(D.DATASETS)}, got "
-              f"{args.datasets!r}", file=sys.stderr)
+    if len(set(datasets)) < 2 or any(d not in D.DATASETS for d in datasets) or args.seeds < 1:
+        print(f"error: --datasets: expected two or more distinct names from {', '.join(D.DATASETS)} (got "
+              f"{args.datasets!r}), and --seeds ≥ 1", file=sys.stderr)
         return 2
     try:
         args.teacher = D.teacher_runs(args.teacher)
@@ -138,32 +153,35 @@ def main(argv=None) -> int:
         files = task_files(ds, data_dir, train_file)
         split = {"split_seed": D.teacher_split_seed(Path(t["run_dir"]))}   # the teacher's dev split
         tasks.append({"name": TASK_NAMES[ds], "teacher": t["run_dir"], **files, **split})
-        D.log(f"{ds}: single-task student ...")
-        cfg = {**base, "data": {**files, **split}, "distill": {**base["distill"], "teacher": t["run_dir"]}}
-        singles[ds] = D.train(cfg, WORK / "runs" / f"single-{ds}", [], env, args.timeout)
-        if singles[ds]["na"]:
-            print(f"error: {ds}: single-task student failed: {singles[ds]['na']}", file=sys.stderr)
-            return 1
-    D.log("multi-task student ...")
-    cfg = {**base, "distill": {**base["distill"], "tasks": tasks}}
-    multi = D.train(cfg, WORK / "runs" / "multi", [], env, args.timeout)
-    if multi["na"]:
-        print(f"error: multi-task student failed: {multi['na']}", file=sys.stderr)
-        return 1
-    m = run_metrics(WORK / "runs" / "multi")
-    ones = {ds: run_metrics(WORK / "runs" / f"single-{ds}") for ds in datasets}
+        singles[ds] = {**base, "data": {**files, **split}, "distill": {**base["distill"], "teacher": t["run_dir"]}}
+    runs = [(f"single-{ds}", f"{ds} single-task student", cfg) for ds, cfg in singles.items()] + \
+        [("multi", "multi-task student", {**base, "distill": {**base["distill"], "tasks": tasks}})]
+    done: dict[str, list[dict]] = {}
+    for name, label, cfg in runs:
+        for i in range(args.seeds):
+            D.log(f"{label}{f' (seed {D.SEED + i})' if i else ''} ...")
+            run_dir = WORK / "runs" / (f"{name}-s{i}" if i else name)
+            row = D.train({**cfg, "train": {**cfg["train"], "seed": D.SEED + i}}, run_dir, [], env, args.timeout)
+            if row["na"]:
+                print(f"error: {label} failed: {row['na']}", file=sys.stderr)
+                return 1
+            done.setdefault(name, []).append({**row, **run_metrics(run_dir)})
+    multi, m = done["multi"][0], pooled(done["multi"])
+    ones = {ds: pooled(done[f"single-{ds}"]) for ds in datasets}
     texts = [r["text"] for ds in datasets for r in D._read(data_dir / ds / "test.jsonl")]
     speed = both_tasks_speed(WORK / "runs" / "multi", [WORK / "runs" / f"single-{ds}" for ds in datasets], texts,
                              args.threads)
-    pct = lambda x: "—" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    def pct(row: dict, key: str) -> str:
+        sd = f" ± {100 * row['test_std'][key]:.2f}" if args.seeds > 1 else ""
+        return f"{100 * row['test'][key]:.2f}{sd}"
+
     lines = ["| task (dataset) | teacher test % | single-task student % | multi-task student % | multi − single (pt) |",
              "|---|---:|---:|---:|---:|"]
     for ds in datasets:
         name = TASK_NAMES[ds]
-        t_acc, s_acc = ones[ds]["teacher_test"].get("accuracy"), ones[ds]["test"].get("accuracy")
-        m_acc = m["test"].get(f"{name}/accuracy")
-        lines.append(f"| {name} ({ds}) | {pct(t_acc)} | {pct(s_acc)} | {pct(m_acc)} | "
-                     f"{100 * (m_acc - s_acc):+.2f} |")
+        diff = m["test"][f"{name}/accuracy"] - ones[ds]["test"]["accuracy"]
+        lines.append(f"| {name} ({ds}) | {100 * ones[ds]['teacher_test']['accuracy']:.2f} | "
+                     f"{pct(ones[ds], 'accuracy')} | {pct(m, f'{name}/accuracy')} | {100 * diff:+.2f} |")
     single_params = sum(o["params"] for o in ones.values())
     cost = ["| | parameters | train s (teacher labelling included) | texts/s @32, both tasks answered |",
             "|---|---:|---:|---:|",
@@ -180,12 +198,16 @@ def main(argv=None) -> int:
         *([f"- SMOKE RUN (--limit {args.limit}, --epochs {args.epochs}): not a measurement"] if smoke else []),
         f"- teachers: {', '.join(f'{ds} {r}' for ds, r in teachers.items())}",
         "- students (all): BiLSTM 128, max pooling, pretrained MiniLM-L6 word vectors, KL at T=4 + 0.5 x CE, "
-        f"{base['train']['epochs']} epochs, early stopping on dev; one seed (42)",
+        f"{base['train']['epochs']} epochs, early stopping on dev; "
+        + (f"{args.seeds} seeds (train.seed {D.SEED}-{D.SEED + args.seeds - 1}): mean ± std" if args.seeds > 1
+           else f"one seed ({D.SEED})"),
         f"- timing: every test text of every task ({len(texts):,}), batch 32, {args.threads} thread(s), best of 5",
         "", "## Accuracy", "", *lines, "", "## Cost", "", *cost, "",
         "## What ran", "",
-        *[f"- single-task student, {ds}: `{singles[ds]['command']}`" for ds in datasets],
-        f"- multi-task student: `{multi['command']}` with `{json.dumps(cfg, ensure_ascii=False)}`", ""])
+        *[f"- single-task student, {ds}: `{ones[ds]['command']}`" for ds in datasets],
+        f"- multi-task student: `{multi['command']}` with `{json.dumps(runs[-1][2], ensure_ascii=False)}`",
+        *([f"- every student also with train.seed {', '.join(str(D.SEED + i) for i in range(1, args.seeds))} "
+           "(run directories `<name>-s1`, ...)"] if args.seeds > 1 else []), ""])
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
