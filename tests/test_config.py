@@ -138,3 +138,15 @@ def test_overriding_model_name_drops_the_files_model_params(caplog):
     assert "dropped model.C" in caplog.text
     with pytest.raises(ConfigError, match="model.C: unknown key"):  # explicit ones are still validated
         load_config("trec6", ["model.name=textrnn", "model.C=2"], check_files=False)
+
+
+def test_unknown_keys_inside_optional_and_list_sections_get_suggestions():
+    from textsift.config.load import ConfigError, validate
+
+    task = {"name": "a", "teacher": "t", "train": "a.jsonl", "tset": "x"}
+    with pytest.raises(ConfigError) as e:
+        validate({"model": {"name": "fasttext"}, "distill": {"temprature": 2, "tasks": [task, {**task, "name": "b"}]}},
+                 check_files=False)
+    msg = str(e.value)
+    assert "distill.temprature: unknown key; did you mean 'temperature'?" in msg
+    assert "distill.tasks.0.tset: unknown key; did you mean 'test'? Known keys here: dev, name, split_seed" in msg

@@ -105,10 +105,19 @@ def _format_errors(err: ValidationError, prefix: str, schema: type[BaseModel] | 
 
 def _fields_at(schema: type[BaseModel] | None, loc: tuple) -> list[str]:
     """The field names of the (nested) section at ``loc``; used to suggest the intended key."""
+    import typing
+
     node = schema
     for part in loc:
+        if isinstance(part, int):  # an item of a list of sections (e.g. distill.tasks.1): its section type
+            continue
         field = node.model_fields.get(str(part)) if node else None
         ann = getattr(field, "annotation", None)
+        if typing.get_origin(ann) is list:
+            ann = (typing.get_args(ann) or (None,))[0]
+        # Optional[Section] (e.g. distill): the section among the union's members
+        ann = next((a for a in (typing.get_args(ann) or (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+                   ann)
         node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return sorted(node.model_fields) if node else []
 
