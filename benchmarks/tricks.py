@@ -494,11 +494,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="markdown report; raw rows in the same name with .json (rewritten after every run)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run (default 1800)")
     p.add_argument("--keep-runs", action="store_true", help="keep the temp dir with data, configs and run dirs")
+    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="RUN.json",
+                   help="train nothing: combine the rows of earlier runs with the same protocol and other seeds "
+                        "(e.g. seeds run one per core or one per day) into one report at --out")
     return p.parse_args(argv)
+
+
+# Settings two runs must share for their rows to be compared in one table.
+SAME_PROTOCOL = ("datasets", "models", "variants", "limit_train", "epochs", "max_length", "limit_dev", "limit_test",
+                 "trick_params")
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """``--merge``: one report from several runs' JSON files (same protocol, different seeds). A seed that
+    two files both ran is an error: the rows would count twice."""
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    first = runs[0]["meta"]
+    for path, run in zip(paths[1:], runs[1:]):
+        meta = run["meta"]
+        differ = [k for k in SAME_PROTOCOL if meta.get(k) != first.get(k)]
+        if differ:
+            what = "; ".join(f"{k} {meta.get(k)!r} vs {first.get(k)!r}" for k in differ)
+            print(f"error: --merge: {path} differs from {paths[0]} in {what}", file=sys.stderr)
+            return 2
+    seen: dict[int, Path] = {}
+    for path, run in zip(paths, runs):
+        for seed in run["meta"]["seeds"]:
+            if seed in seen:
+                print(f"error: --merge: seed {seed} is in both {seen[seed]} and {path}", file=sys.stderr)
+                return 2
+            seen[seed] = path
+    rows = [row for run in runs for row in run["rows"]]
+    seeds = sorted(seen)
+    variants = [v for v in VARIANTS if v.name in first["variants"]]
+    incomplete = [str(p) for p, r in zip(paths, runs) if not r["meta"].get("complete")]
+    sources = ", ".join(f"{p.name} (seeds {', '.join(map(str, r['meta']['seeds']))})" for p, r in zip(paths, runs))
+    seeds_line = f"seeds {', '.join(map(str, seeds))} (train.seed), merged from {sources}"
+    protocol = [line.replace(line.split(" (train.seed)")[0] + " (train.seed)", seeds_line, 1)
+                if line.startswith("seeds ") else line for line in first["protocol"]]
+    if incomplete:
+        protocol.insert(0, f"**INCOMPLETE INPUT** — {', '.join(incomplete)} did not finish")
+    blocks = [*[f"- {x}" for x in protocol + first["notes"]], "",
+              *[f"- run {p.name}: {r['meta']['date']}, `{r['meta']['command']}`, textsift {r['meta']['git']}"
+                for p, r in zip(paths, runs)], "",
+              "## Results", "", table(rows, first["datasets"], first["models"], variants), "",
+              "Δ = per-seed difference to plain (same seed), mean ± std over seeds; time cost = Σ history.json "
+              "train_seconds (the training loop only) ÷ plain's, per seed, mean ± std; wall s = the whole child "
+              f"process (mean). {RULE}.", ""]
+    meta = {**first, "seeds": seeds, "protocol": protocol, "merged_from": [str(p) for p in paths]}
+    write_outputs(out, rows, blocks, meta, dt.datetime.now(), final=not incomplete)
+    print("\n".join(blocks[blocks.index("## Results"):]).rstrip())
+    log(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     started = dt.datetime.now()
     datasets, models = _csv(args.datasets), _csv(args.models)
     asked = _csv(args.variants)
