@@ -476,6 +476,22 @@ def TextClassifier_train(cfg, run_dir):
     return TextClassifier.train(cfg, run_dir)
 
 
+def test_cached_multi_task_teacher_logits_equal_live_ones(two_tasks):
+    from textsift.config.schema import DistillConfig
+    from textsift.engines.distill import TaskTeachers, cached_teacher_logits
+
+    root, _, _, tasks = two_tasks
+    teachers = TaskTeachers([DistillConfig(tasks=tasks).tasks[i] for i in (1, 0)])  # label orders differ per task
+    texts = [r["text"] for r in make_texts(30, 21)]
+    d = DistillConfig(tasks=tasks, cache_dir=str(root / "cache-mt"))
+    live = teachers.logits(texts, 8)
+    np.testing.assert_allclose(cached_teacher_logits(teachers, texts, d), live, atol=1e-6)  # computed, then saved
+    np.testing.assert_allclose(cached_teacher_logits(teachers, texts, d), live, atol=1e-6)  # read back
+    coarse = teachers.per_task[0]
+    np.testing.assert_allclose(live[:, :2], coarse.logits(texts, 8)[:, [coarse.labels.index(x) for x in
+                                                                         sorted(coarse.labels)]], atol=1e-6)
+
+
 def test_multi_task_student_through_evaluate_export_and_onnx(two_tasks, tmp_path):
     from textsift.api import TextClassifier
     from textsift.engines.export import export_run

@@ -112,8 +112,8 @@ class TaskTeachers:
         self._order = [[t.labels.index(label) for label in sorted(t.labels)] for t in self.per_task]
 
     def logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        return np.concatenate([t.logits(texts, batch_size)[:, order] for t, order in zip(self.per_task, self._order)],
-                              axis=1)
+        return np.ascontiguousarray(np.concatenate(
+            [t.logits(texts, batch_size)[:, order] for t, order in zip(self.per_task, self._order)], axis=1))
 
     def fingerprint(self) -> str:
         return "|".join(f"{name}={t.fingerprint()}" for name, t in zip(self.names, self.per_task))
@@ -143,7 +143,9 @@ def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: Distil
     logits = teachers.logits(texts, dcfg.teacher_batch_size)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({"logits": logits}, str(tmp))
+    # safetensors.numpy writes an array's buffer as it lies in memory and reads it back as C order: a
+    # column-major array (a column-reordered slice, as multi-task teachers build) would come back scrambled
+    save_file({"logits": np.ascontiguousarray(logits)}, str(tmp))
     os.replace(tmp, path)
     log.info("teacher logits for %d texts computed in %.1f s, cached in %s", len(texts),
              time.perf_counter() - started, path)
