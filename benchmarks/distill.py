@@ -484,6 +484,23 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
     return rows
 
 
+def resolve_inputs(args) -> tuple[Path, Path] | None:
+    """``args.teacher`` parsed into {dataset: run dir}; ``(data dir, assets dir)``, or None after printing
+    why not (a bad --teacher, no MiniLM-L6 assets or no textsift CLI). Shared with distill_multitask.py."""
+    try:
+        args.teacher = teacher_runs(args.teacher)
+    except ValueError as e:
+        print(f"error: --teacher: {e}", file=sys.stderr)
+        return None
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    assets = (args.assets_dir or default_assets_dir()).expanduser().resolve()
+    if not (assets / "minilm-l6" / "config.json").is_file() or find_cli() is None:
+        print(f"error: need {assets}/minilm-l6 (../shared/pretrained/get-pretrained.sh) and the textsift CLI",
+              file=sys.stderr)
+        return None
+    return data_dir, assets
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now()
@@ -495,17 +512,10 @@ def main(argv=None) -> int:
         print(f"error: unknown {', '.join(bad)}" if bad
               else "error: --limit must be ≥ 20, --epochs ≥ 1, --seeds ≥ 1", file=sys.stderr)
         return 2
-    try:
-        args.teacher = teacher_runs(args.teacher)
-    except ValueError as e:
-        print(f"error: --teacher: {e}", file=sys.stderr)
+    inputs = resolve_inputs(args)
+    if inputs is None:
         return 2
-    data_dir = (args.data_dir or default_data_dir()).resolve()
-    assets = (args.assets_dir or default_assets_dir()).expanduser().resolve()
-    if not (assets / "minilm-l6" / "config.json").is_file() or find_cli() is None:
-        print(f"error: need {assets}/minilm-l6 (../shared/pretrained/get-pretrained.sh) and the textsift CLI",
-              file=sys.stderr)
-        return 2
+    data_dir, assets = inputs
     notes = [f"data: {data_dir}; assets: {assets}; timing threads: {args.threads}"]
     if args.limit or args.epochs:
         notes.append(f"SMOKE RUN (--limit {args.limit}, --epochs {args.epochs}): not a measurement")

@@ -36,9 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import distill as D  # noqa: E402
-from bench_data import REPO_ROOT, default_data_dir  # noqa: E402
-from pretrained import default_assets_dir, machine_line  # noqa: E402
-from textsift_run import find_cli  # noqa: E402
+from bench_data import REPO_ROOT  # noqa: E402
+from pretrained import machine_line  # noqa: E402
 
 TASK_NAMES = {"sst2_sentence": "sentiment", "trec6": "question", "clinc150": "intent"}
 WORK = D.CACHE / "multitask"
@@ -126,17 +125,10 @@ def main(argv=None) -> int:
         print(f"error: --datasets: expected two or more distinct names from {', '.join(D.DATASETS)} (got "
               f"{args.datasets!r}), and --seeds ≥ 1", file=sys.stderr)
         return 2
-    try:
-        args.teacher = D.teacher_runs(args.teacher)
-    except ValueError as e:
-        print(f"error: --teacher: {e}", file=sys.stderr)
+    inputs = D.resolve_inputs(args)
+    if inputs is None:
         return 2
-    data_dir = (args.data_dir or default_data_dir()).resolve()
-    assets = (args.assets_dir or default_assets_dir()).expanduser().resolve()
-    if not (assets / "minilm-l6" / "config.json").is_file() or find_cli() is None:
-        print(f"error: need {assets}/minilm-l6 (../shared/pretrained/get-pretrained.sh) and the textsift CLI",
-              file=sys.stderr)
-        return 2
+    data_dir, assets = inputs
     env = D.child_env(data_dir, assets)
     shutil.rmtree(WORK / "runs", ignore_errors=True)
     (WORK / "runs").mkdir(parents=True)
