@@ -72,9 +72,7 @@ def _examples(args, b):
     labels = scheme.task_labels(scheme.tasks.index(args.task))
     examples = read_examples(args.data, b.config.data, task="single_label")
     check_known_labels(examples, labels, "evaluation", args.data)
-    for ex in examples:
-        ex.labels = [f"{args.task}/{ex.labels[0]}"]
-    return examples, labels, f"eval_{args.task}"
+    return scheme.prefix(examples, args.task), labels, f"eval_{args.task}"
 
 
 def _confusion_table(confusion, labels) -> str:

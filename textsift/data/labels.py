@@ -184,6 +184,13 @@ class MultiTaskScheme(LabelScheme):
     def names(self, decision):
         return [self.labels[int(i)] for i in decision]
 
+    @staticmethod
+    def prefix(examples, task: str) -> list:
+        """Single-label examples of ``task`` relabelled as ``task/label`` (in place); returns them."""
+        for ex in examples:
+            ex.labels = [f"{task}/{ex.labels[0]}"]
+        return examples
+
     def gold_mask(self, targets: torch.Tensor) -> torch.Tensor:
         """``(n, labels)`` bool: True on the block of each row's gold task."""
         return self.task_of[targets][:, None] == self.task_of[None, :]

@@ -361,6 +361,7 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
 def _multi_task_datasets(cfg: Config, teachers: TaskTeachers):
     """Every task's train/dev/test (dev split per task as ``data`` says), labels prefixed ``task/``; returns
     ``("multi_task", train, dev, test)`` with the tasks' examples one after the other."""
+    from textsift.data.labels import MultiTaskScheme
     from textsift.engines.train_run import load_datasets
 
     train, dev, test = [], [], []
@@ -376,8 +377,7 @@ def _multi_task_datasets(cfg: Config, teachers: TaskTeachers):
             raise TextsiftError(f"distill.tasks[{spec.name}]: {len(unknown)} label(s) of {spec.train} are not labels "
                                 f"of its teacher {t.paths[0]}: {unknown[:5]} (teacher: {t.labels[:8]}); give the "
                                 "task the teacher that was trained on these labels")
-        for ex in tr + dv + (te or []):
-            ex.labels = [f"{spec.name}/{ex.labels[0]}"]
+        MultiTaskScheme.prefix(tr + dv + (te or []), spec.name)
         log.info("task %s: %d train / %d dev%s examples, %d labels", spec.name, len(tr), len(dv),
                  f" / {len(te)} test" if te else "", len(t.labels))
         train, dev, test = train + tr, dev + dv, test + (te or [])

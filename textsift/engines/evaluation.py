@@ -116,10 +116,7 @@ def evaluate_config_splits(model, scheme, encoder, config, max_length: int, repo
             for t in config.distill.tasks:
                 path = getattr(t, split)
                 if path and Path(path).is_file():
-                    task_examples = read_examples(path, config.data, task="single_label")
-                    for ex in task_examples:
-                        ex.labels = [f"{t.name}/{ex.labels[0]}"]
-                    examples += task_examples
+                    examples += scheme.prefix(read_examples(path, config.data, task="single_label"), t.name)
             if examples:
                 out[split] = evaluate_examples(model, scheme, encoder, examples, max_length, batch_size,
                                                report_dir=report_dir, split=split, plots=False)
