@@ -133,7 +133,7 @@ KD_TINY = {"temperature": 2.0, "hard_weight": 0.5, "student_layers": STUDENT_LAY
 STUDENTS = (*CLASSIC, "minilm2", "minilm2_plain")
 DEFAULT_STUDENTS = "textcnn,fasttext,textcnn_tv,textrnn_tv,minilm2"
 REPORT = {"plots": False, "tensorboard": False}   # run-directory extras that only cost time here
-LABELLED = re.compile(r"teacher logits for (\d+) texts computed in ([\d.]+) s")
+LABELLED = re.compile(r"teacher logits(?: and pooled vectors)? for (\d+) texts computed in ([\d.]+) s")
 
 
 def log(msg: str) -> None:

@@ -568,3 +568,122 @@ def test_multi_task_dev_splits_follow_each_tasks_split_seed(two_tasks, caplog):
     assert dev5 != dev42 and len(warned) == 2 and "distill.tasks[coarse].split_seed=42" in warned[1]
     dev_fixed, warned = load(5, topic=42, coarse=42)
     assert dev_fixed == dev42 and warned == []
+
+
+# ---------------------------------------------------------------- pooled_match (representation transfer)
+def test_pooled_loss_equals_hand_computations():
+    from textsift.losses.kd import pooled_loss
+
+    s, t = torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 2.0], [2.0, 2.0]])
+    # row 1: orthogonal (cos 0), row 2: parallel (cos 1) -> mean(1 - cos) = 0.5
+    assert pooled_loss("cos", s, t).item() == pytest.approx(0.5)
+    assert pooled_loss("mse", s, t).item() == pytest.approx((1 + 4 + 1 + 1) / 4)
+    target = torch.ones(1, 2, requires_grad=True)
+    pooled_loss("mse", torch.zeros(1, 2, requires_grad=True), target).backward()
+    assert target.grad is None  # the teacher's vectors are targets, never trained
+
+
+def test_cached_pooled_teacher_outputs_equal_the_models_own_pooled_vectors(task, hf_teacher, monkeypatch):
+    from textsift.config.schema import DistillConfig
+    from textsift.engines.distill import Teachers, cached_teacher_logits
+    from textsift.rundir import load_bundle
+
+    root, _ = task
+    texts = [r["text"] for r in make_texts(12, 7)]
+    teachers = Teachers([str(hf_teacher)])
+    d = DistillConfig(teacher=str(hf_teacher), cache_dir=str(root / "cache-pooled"))
+    logits, pooled = cached_teacher_logits(teachers, texts, d, pooled=True)
+    b = load_bundle(hf_teacher)
+    b.model.eval()
+    with torch.no_grad():
+        for i in (0, 5, 11):  # one text at a time, no padding: the vector the head reads
+            ids = torch.tensor([b.encoder.encode_batch([texts[i]], b.max_length)[0]])
+            out = b.model(ids, torch.ones_like(ids, dtype=torch.bool))
+            np.testing.assert_allclose(pooled[i], out.pooled[0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(logits[i], out.logits[0].numpy(), atol=1e-5)
+    assert pooled.shape == (12, b.model.pooled_width())
+    np.testing.assert_allclose(logits, cached_teacher_logits(teachers, texts, d), atol=1e-6)  # logits-only entry
+    monkeypatch.setattr(Teachers, "logits", lambda *a, **k: pytest.fail("the cache was not used"))
+    again = cached_teacher_logits(teachers, texts, d, pooled=True)
+    np.testing.assert_array_equal(again[1], pooled)
+    assert len(list((root / "cache-pooled").iterdir())) == 2  # the pooled entry and the logits-only one
+
+
+def test_pooled_match_trains_a_classic_student_towards_the_teachers_vectors(task, hf_teacher):
+    from safetensors.torch import load_file
+
+    root, files = task
+    distill = {"teacher": str(hf_teacher), "transfer_data": str(root / "transfer.txt"), "cache": False,
+               "hard_weight": 0.5}
+    model = {"name": "textrnn", "embedding_dim": 16, "hidden_size": 16}
+    with_match = _student(root, files, "pooled", {**distill, "pooled_match": {"weight": 1.0, "loss": "cos"}},
+                          model=model)
+    history = json.loads((root / "pooled" / "history.json").read_text())
+    losses = [row["train_pooled_loss"] for row in history]
+    assert losses[-1] < 0.6 * losses[0]  # the student's vectors (projected) turn towards the teacher's
+    assert {"train_kd_loss", "train_hard_loss"} <= set(history[0])
+    assert with_match["test"]["accuracy"] > 0.6
+    plain = _student(root, files, "pooled-off", distill, model=model)
+    # the run directory holds the student alone: the projection is training machinery, not part of the model
+    assert load_file(str(root / "pooled" / "model.safetensors")).keys() == \
+        load_file(str(root / "pooled-off" / "model.safetensors")).keys()
+    assert "train_pooled_loss" not in json.loads((root / "pooled-off" / "history.json").read_text())[0]
+    assert plain["test"]["accuracy"] > 0.6
+
+
+def test_pooled_match_resumes_from_a_mid_run_checkpoint_identically(task, hf_teacher, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from textsift.config.load import validate
+    from textsift.engines.checkpoint import CheckpointDir
+    from textsift.engines.distill import distill_run
+
+    root, files = task
+    cfg = validate({"data": {"train": files["few"], "dev": files["dev"]}, "tokenizer": {"name": "word"},
+                    "model": {"name": "fasttext", "embedding_dim": 16},
+                    "train": {**BASE_TRAIN, "epochs": 3, "lr": 0.05, "checkpoint_every": 4,
+                              "early_stopping": {"patience": None}},
+                    "report": {"plots": False, "tensorboard": False},
+                    "distill": {"teacher": str(hf_teacher), "transfer_data": str(root / "transfer.txt"),
+                                "cache_dir": str(tmp_path / "c"), "pooled_match": {"loss": "mse"}}})
+    a = distill_run(cfg, tmp_path / "full")
+    save = CheckpointDir.save
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(self, state, step):
+        path = save(self, state, step)
+        if step == 24:  # mid epoch 2 (21 batches of 16 per epoch)
+            assert "pooled_projection" in state
+            raise Killed
+        return path
+
+    monkeypatch.setattr(CheckpointDir, "save", save_then_die)
+    with pytest.raises(Killed):
+        distill_run(cfg, tmp_path / "killed")
+    monkeypatch.setattr(CheckpointDir, "save", save)
+    b = distill_run(cfg, tmp_path / "killed", resume=True)
+    assert a["dev"] == b["dev"]
+    rows = lambda run: [{k: v for k, v in r.items() if k != "train_seconds"}  # noqa: E731
+                        for r in json.loads((run / "history.json").read_text())]
+    assert rows(tmp_path / "full") == rows(tmp_path / "killed")
+    wa, wb = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("full", "killed"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_bad_pooled_match_configs_are_reported(task, two_tasks):
+    from textsift.config.load import ConfigError, validate
+    from textsift.engines.distill import Teachers
+    from textsift.errors import TextsiftError
+
+    root, files = task
+    base = {"data": {"train": files["few"]}, "model": {"name": "fasttext"}}
+    with pytest.raises(ConfigError, match="pooled_match and student_layers need exactly one teacher"):
+        validate({**base, "distill": {"teacher": [str(root / "teacher")] * 2, "pooled_match": {}}})
+    with pytest.raises(ConfigError, match=r"distill.pooled_match.loss: .*'cos' or 'mse'"):
+        validate({**base, "distill": {"teacher": str(root / "teacher"), "pooled_match": {"loss": "kl"}}})
+    with pytest.raises(ConfigError, match="intermediate matches, pooled_match and student_layers need one teacher"):
+        validate({"model": {"name": "fasttext"}, "distill": {"tasks": two_tasks[3], "pooled_match": {}}})
+    with pytest.raises(TextsiftError, match="pooled_match needs one teacher model"):
+        Teachers([str(root / "teacher"), str(root / "teacher")]).logits(["a text"], 4, pooled=True)

@@ -196,6 +196,17 @@ class FeatureMatch(Section):
         return self
 
 
+class PooledMatch(Section):
+    """The student's pooled vector (what its head reads), mapped by a learned linear projection to the
+    teacher's width, matched to the teacher's pooled vector on every training text (representation transfer,
+    Mukherjee & Awadallah 2020, "XtremeDistil"). Works across architectures and tokenizers: the teacher's
+    vectors are computed once with its logits and cached with them."""
+
+    weight: float = Field(1.0, gt=0, description="Weight of this loss in the total.")
+    loss: Literal["cos", "mse"] = Field("cos", description="cos = 1 - cosine similarity; mse = mean squared "
+                                                           "error over the teacher's dimensions.")
+
+
 class AugmentConfig(Section):
     """Augmented copies of the training texts, labelled by the teacher only (Tang et al. 2019, "Distilling
     Task-Specific Knowledge from BERT into Simple Neural Networks": masking and n-gram sampling)."""
@@ -259,6 +270,9 @@ class DistillConfig(Section):
                            "with gold labels (not transfer_data or augmented copies, which then train on the "
                            "soft targets alone). The teacher's live forward pass then runs on those rows only, "
                            "which saves its cost on the extra texts.")
+    pooled_match: Optional[PooledMatch] = Field(None, description="Also match the student's pooled vector to the "
+                                                "teacher's (any student; one teacher run, not K-fold); see "
+                                                "Distillation.")
     student_layers: Optional[list[int]] = Field(None, description="Build the student from the teacher itself, "
                                                 "keeping these teacher layers (0-based), e.g. [1, 4] for 6 -> 2; "
                                                 "`model` is then `{name: hf}` (plus optional hf parameters).")
@@ -286,9 +300,9 @@ class DistillConfig(Section):
             names = [t.name for t in self.tasks]
             if len(self.tasks) < 2 or len(set(names)) != len(names):
                 raise ValueError(f"tasks: expected at least two tasks with distinct names, found {names}")
-            if self.teacher_weights is not None or self.intermediate or self.student_layers:
-                raise ValueError("tasks: teacher_weights go in each task; intermediate matches and student_layers "
-                                 "need one teacher and are not available to a multi-task student")
+            if self.teacher_weights is not None or self.intermediate or self.student_layers or self.pooled_match:
+                raise ValueError("tasks: teacher_weights go in each task; intermediate matches, pooled_match and "
+                                 "student_layers need one teacher and are not available to a multi-task student")
             for t in self.tasks:
                 k = len(t.teacher) if isinstance(t.teacher, list) else 1
                 if t.teacher_weights is not None and len(t.teacher_weights) != k:
@@ -300,8 +314,8 @@ class DistillConfig(Section):
             raise ValueError(f"teacher_weights has {len(self.teacher_weights)} values for {n} teacher(s)")
         if self.teacher_weights is not None and (min(self.teacher_weights) < 0 or sum(self.teacher_weights) <= 0):
             raise ValueError("teacher_weights must be non-negative with a positive sum")
-        if (self.intermediate or self.student_layers) and n > 1:
-            raise ValueError("intermediate matches and student_layers need exactly one teacher")
+        if (self.intermediate or self.student_layers or self.pooled_match) and n > 1:
+            raise ValueError("intermediate matches, pooled_match and student_layers need exactly one teacher")
         if self.student_layers is not None and (not self.student_layers or min(self.student_layers) < 0):
             raise ValueError("student_layers: expected a non-empty list of 0-based teacher layer indices")
         return self

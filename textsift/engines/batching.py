@@ -103,14 +103,22 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
 
 @torch.no_grad()
 def predict_logits(model, encoded: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                   device: torch.device | str = "cpu", max_tokens: int | None = None) -> np.ndarray:
+                   device: torch.device | str = "cpu", max_tokens: int | None = None, pooled: bool = False):
     """Logits ``(n, num_labels)`` for encoded texts, in input order; the model is put in eval mode.
-    Batches: ``length_sorted_batches(lengths, batch_size, max_tokens)``."""
+    Batches: ``length_sorted_batches(lengths, batch_size, max_tokens)``. ``pooled=True`` returns
+    ``(logits, pooled)``, the second the vectors the head read ``(n, width)``, from the same pass."""
     model.eval()
     out = np.zeros((len(encoded), model.num_labels), dtype=np.float32)
+    vectors = None
     for idx in length_sorted_batches([len(x) for x in encoded], batch_size, max_tokens):
         ids, mask = pad_batch([encoded[i] for i in idx], pad_id, model.min_length())
         with autocast(model, device):
-            logits = model(ids.to(device), mask.to(device)).logits
-        out[idx] = logits.float().cpu().numpy()
+            result = model(ids.to(device), mask.to(device))
+        out[idx] = result.logits.float().cpu().numpy()
+        if pooled:
+            if vectors is None:
+                vectors = np.zeros((len(encoded), result.pooled.shape[-1]), dtype=np.float32)
+            vectors[idx] = result.pooled.float().cpu().numpy()
+    if pooled:
+        return out, (vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32))
     return out

@@ -38,7 +38,7 @@ import torch
 from textsift.config.schema import Config, DistillConfig
 from textsift.engines.trainer import Trainer
 from textsift.errors import TextsiftError
-from textsift.losses.kd import Projections, feature_loss, kd_loss, schedule_weight, temperature
+from textsift.losses.kd import Projections, feature_loss, kd_loss, pooled_loss, schedule_weight, temperature
 
 log = logging.getLogger("textsift")
 
@@ -64,10 +64,20 @@ class Teachers:
         w = np.asarray(weights if weights is not None else [1.0] * len(paths), dtype=np.float64)
         self.weights = w / w.sum()
 
-    def logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Averaged teacher logits ``(n, labels)`` for ``texts`` (each teacher encodes them its own way)."""
+    def logits(self, texts: Sequence[str], batch_size: int, pooled: bool = False):
+        """Averaged teacher logits ``(n, labels)`` for ``texts`` (each teacher encodes them its own way).
+        ``pooled=True`` (one teacher, not K-fold): ``(logits, pooled vectors (n, width))`` from one pass."""
         from textsift.engines.batching import predict_logits
 
+        if pooled:
+            b = self.bundles[0]
+            if len(self.bundles) != 1 or getattr(b.model, "members", None) is not None:
+                raise TextsiftError(f"distill.pooled_match needs one teacher model; {self.paths[0]} and the others "
+                                    "given are several (a K-fold run is K models): remove pooled_match or name one "
+                                    "single-model teacher run")
+            out, vectors = predict_logits(b.model, b.encoder.encode_batch(list(texts), b.max_length), batch_size,
+                                          b.encoder.pad_id, pooled=True)
+            return out[:, self.order[0]], vectors
         total = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         for b, order, w in zip(self.bundles, self.order, self.weights):
             if getattr(b.model, "members", None) is not None:  # a K-fold run: its members' mean
@@ -111,7 +121,9 @@ class TaskTeachers:
         self.bundles = [b for t in self.per_task for b in t.bundles]
         self._order = [[t.labels.index(label) for label in sorted(t.labels)] for t in self.per_task]
 
-    def logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    def logits(self, texts: Sequence[str], batch_size: int, pooled: bool = False) -> np.ndarray:
+        if pooled:  # refused at validation (DistillConfig): each task's teacher has its own vector space
+            raise TextsiftError("distill.pooled_match is not available to a multi-task student")
         return np.ascontiguousarray(np.concatenate(
             [t.logits(texts, batch_size)[:, order] for t, order in zip(self.per_task, self._order)], axis=1))
 
@@ -119,13 +131,15 @@ class TaskTeachers:
         return "|".join(f"{name}={t.fingerprint()}" for name, t in zip(self.names, self.per_task))
 
 
-def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: DistillConfig) -> np.ndarray:
-    """``teachers.logits(texts)``, read from / written to the cache when ``distill.cache`` is on."""
+def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: DistillConfig, pooled: bool = False):
+    """``teachers.logits(texts)``, read from / written to the cache when ``distill.cache`` is on.
+    ``pooled=True``: ``(logits, pooled vectors)``, cached together in their own file."""
     if not dcfg.cache:
-        return teachers.logits(texts, dcfg.teacher_batch_size)
+        return teachers.logits(texts, dcfg.teacher_batch_size, pooled=pooled)
     from safetensors.numpy import load_file, save_file
 
-    key = hashlib.sha256(teachers.fingerprint().encode())
+    what = "logits and pooled vectors" if pooled else "logits"
+    key = hashlib.sha256(teachers.fingerprint().encode() + (b"\0pooled" if pooled else b""))
     for text in texts:
         key.update(text.encode("utf-8") + b"\0")
     folder = Path(dcfg.cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
@@ -133,23 +147,25 @@ def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: Distil
     path = folder / f"{key.hexdigest()[:32]}.safetensors"
     if path.is_file():
         try:
-            logits = load_file(str(path))["logits"]
-            if logits.shape == (len(texts), len(teachers.labels)):
-                log.info("teacher logits for %d texts read from the cache %s", len(texts), path)
-                return logits
+            arrays = load_file(str(path))
+            if arrays["logits"].shape == (len(texts), len(teachers.labels)) and \
+                    (not pooled or arrays["pooled"].shape[0] == len(texts)):
+                log.info("teacher %s for %d texts read from the cache %s", what, len(texts), path)
+                return (arrays["logits"], arrays["pooled"]) if pooled else arrays["logits"]
         except Exception:  # a damaged cache file is recomputed, never trusted
             pass
     started = time.perf_counter()
-    logits = teachers.logits(texts, dcfg.teacher_batch_size)
+    result = teachers.logits(texts, dcfg.teacher_batch_size, pooled=pooled)
+    arrays = {"logits": result[0], "pooled": result[1]} if pooled else {"logits": result}
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     # safetensors.numpy writes an array's buffer as it lies in memory and reads it back as C order: a
     # column-major array (a column-reordered slice, as multi-task teachers build) would come back scrambled
-    save_file({"logits": np.ascontiguousarray(logits)}, str(tmp))
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
     os.replace(tmp, path)
-    log.info("teacher logits for %d texts computed in %.1f s, cached in %s", len(texts),
+    log.info("teacher %s for %d texts computed in %.1f s, cached in %s", what, len(texts),
              time.perf_counter() - started, path)
-    return logits
+    return result
 
 
 # ---------------------------------------------------------------- extra texts
@@ -212,7 +228,8 @@ class Distiller(Trainer):
     """
 
     def __init__(self, *args, teacher_logits: torch.Tensor, labelled: torch.Tensor, dcfg: DistillConfig,
-                 multi_label: bool, teacher=None, projections: Optional[Projections] = None, scheme=None, **kwargs):
+                 multi_label: bool, teacher=None, projections: Optional[Projections] = None, scheme=None,
+                 pooled_targets: Optional[torch.Tensor] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher_logits, self.labelled, self.dcfg = teacher_logits, labelled, dcfg
         # a multi-task student: soft-target loss per task block (mean over tasks), gold loss in the gold's block
@@ -220,14 +237,21 @@ class Distiller(Trainer):
         self.blocks = [slice(s[0], s[-1] + 1) for s in self.scheme.segments] if self.scheme else [slice(None)]
         self.kind = dcfg.kd_loss if dcfg.kd_loss != "auto" else ("bce" if multi_label else "kl")
         self.teacher, self.projections = teacher, projections
+        # pooled_match: the teacher's pooled vector of every training row, and the learned student -> teacher map
+        self.pooled_targets, self.pooled_projection = pooled_targets, None
+        if pooled_targets is not None:
+            self.pooled_projection = torch.nn.Linear(self.model.pooled_width(), pooled_targets.shape[1])
         self.total_steps = self.steps_per_epoch * self.cfg.epochs
-        if projections is not None and any(p.requires_grad for p in projections.parameters()):
+        extra = [m for m in (projections, self.pooled_projection)
+                 if m is not None and any(p.requires_grad for p in m.parameters())]
+        if extra:
             from textsift.engines.trainer import build_scheduler
 
-            projections.to(self.device)
-            extra = torch.optim.AdamW(projections.parameters(), lr=self.cfg.lr)
-            self.optimizers.append(extra)
-            self.schedulers.append(build_scheduler(extra, self.cfg, self.total_steps))
+            for m in extra:
+                m.to(self.device)
+            optimizer = torch.optim.AdamW([p for m in extra for p in m.parameters()], lr=self.cfg.lr)
+            self.optimizers.append(optimizer)
+            self.schedulers.append(build_scheduler(optimizer, self.cfg, self.total_steps))
 
     def _batch(self, idx: np.ndarray) -> dict:
         batch = super()._batch(idx)
@@ -258,6 +282,11 @@ class Distiller(Trainer):
             parts["hard_loss"] = hard.item()
         if d.intermediate:
             total = total + self._intermediate(batch, out, parts, rows if d.intermediate_rows == "labelled" else None)
+        if self.pooled_projection is not None:
+            target = self.pooled_targets[batch["index"]].to(student.device)
+            pooled = pooled_loss(d.pooled_match.loss, self.pooled_projection(out.pooled.float()), target)
+            parts["pooled_loss"] = pooled.item()
+            total = total + d.pooled_match.weight * pooled
         self.loss_parts = parts
         return total
 
@@ -293,12 +322,16 @@ class Distiller(Trainer):
         state = super().state_dict()
         if self.projections is not None:
             state["projections"] = self.projections.state_dict()
+        if self.pooled_projection is not None:
+            state["pooled_projection"] = self.pooled_projection.state_dict()
         return state
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         if self.projections is not None and state.get("projections"):
             self.projections.load_state_dict(state["projections"])
+        if self.pooled_projection is not None and state.get("pooled_projection"):
+            self.pooled_projection.load_state_dict(state["pooled_projection"])
 
 
 # ---------------------------------------------------------------- the recipe
@@ -330,14 +363,17 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         extra = transfer + _masked(augmented, student_form)
         texts = [ex.text for ex in train] + extra
         # rank 0 runs (or reads the cache of) the teachers; every rank trains on the same soft targets
-        logits = torch.from_numpy(distributed.broadcast_object(
-            cached_teacher_logits(teachers, teacher_texts, d) if distributed.is_main() else None))
+        pooled = d.pooled_match is not None
+        outputs = distributed.broadcast_object(
+            cached_teacher_logits(teachers, teacher_texts, d, pooled=pooled) if distributed.is_main() else None)
+        logits = torch.from_numpy(outputs[0] if pooled else outputs)
         labelled = torch.arange(len(texts)) < len(train)
         teacher_model, projections = _live_teacher(cfg, teachers)
         factory = functools.partial(Distiller, teacher_logits=logits, labelled=labelled, dcfg=d,
                                     multi_label=teachers.task in ("multi_label", "hierarchical"),
                                     teacher=teacher_model, projections=None,
-                                    scheme=getattr(teachers, "scheme", None))
+                                    scheme=getattr(teachers, "scheme", None),
+                                    pooled_targets=torch.from_numpy(outputs[1]) if pooled else None)
         model_factory = functools.partial(_student_from_teacher, teachers, d.student_layers) if d.student_layers \
             else None
         if student is not None:

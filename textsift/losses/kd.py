@@ -110,6 +110,17 @@ def feature_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, mask: 
     raise ValueError(f"unknown feature loss {kind!r}; expected one of {FEATURE_LOSSES}")
 
 
+def pooled_loss(kind: Literal["cos", "mse"], student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Loss between pooled vectors ``(batch, dim)`` (the student's already projected to the teacher's width):
+    ``cos`` = mean of 1 - cosine similarity, ``mse`` = mean squared error over rows and dimensions."""
+    s, t = student.float(), teacher.float().detach()
+    if kind == "cos":
+        return (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+    if kind == "mse":
+        return F.mse_loss(s, t)
+    raise ValueError(f"unknown pooled loss {kind!r}; expected cos or mse")
+
+
 def _nst_mmd(s: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Neuron selectivity transfer (Huang & Wang 2017): squared MMD with the polynomial kernel
     ``k(x, y) = (x . y)**2`` between the sets of neurons' activation patterns over the tokens."""

@@ -93,6 +93,14 @@ class TextModel(nn.Module):
             raise NotImplementedError(f"{type(self).__name__} has no separate classifier head")
         return head(pooled)
 
+    def pooled_width(self) -> int:
+        """Width of ``ModelOutput.pooled``: the input width of the head's (first) linear layer."""
+        head = getattr(self, "head", None) or getattr(self, "classifier", None)
+        layers = [m for m in head.modules() if isinstance(m, nn.Linear)] if head is not None else []
+        if not layers:
+            raise NotImplementedError(f"{type(self).__name__} has no linear classifier head to read a width from")
+        return layers[0].in_features
+
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups with their learning rates (models with per-layer rates override)."""
         return [{"params": list(self.parameters()), "lr": lr}]
