@@ -415,3 +415,65 @@ def test_textcnn_trains_on_an_encoders_embeddings(tiny_bert, tiny_data, tmp_path
     assert main(["train", "-c", str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["vectors_coverage"]["format"] == "hf" and meta["vectors_coverage"]["dim"] == 32
+
+
+# ------------------------------------------------------------------ vocabulary from the vectors (vectors_vocab)
+
+@pytest.mark.parametrize("fmt", ["word2vec_text", "glove", "word2vec_binary"])
+def test_vector_words_are_the_files_first_words(tmp_path, fmt):
+    from textsift.models.vectors import vector_words
+
+    words, matrix = sample(8)
+    path = WRITERS[fmt](tmp_path, words, matrix)
+    assert vector_words(path) == words
+    assert vector_words(path, limit=3) == words[:3]
+
+
+def test_vector_words_of_an_encoder_folder_are_its_word_start_entries(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from textsift.models.vectors import vector_words
+
+    words = vector_words(tiny_bert)
+    vocab = AutoTokenizer.from_pretrained(str(tiny_bert)).get_vocab()
+    assert {"good", "movie", "plot"} <= set(words)  # whole words of the WordPiece vocab
+    assert not [w for w in words if w.startswith("##") or w.startswith("[")]  # no continuations, no specials
+    assert all(w in vocab for w in words)
+    assert [vocab[w] for w in words] == sorted(vocab[w] for w in words)  # id order
+    assert vector_words(tiny_bert, limit=2) == words[:2]
+
+
+def test_extra_words_join_the_vocab_after_the_training_tokens():
+    from textsift.config.schema import TokenizerConfig
+    from textsift.tokenizers.encoder import TextEncoder
+
+    cfg = TokenizerConfig(name="word", max_size=2)
+    enc = TextEncoder.fit(cfg, ["b a a", "c b a"], ["Zebra", "a", "two words", "zebra", "yak"])
+    # training tokens first (capped by max_size), then new one-token words, lowercased like the text, once each
+    assert enc.vocab.tokens == ["<pad>", "<unk>", "a", "b", "zebra", "yak"]
+    assert enc.encode("a zebra yak c", 10) == [2, 4, 5, enc.unk_id]
+
+
+def test_vectors_vocab_gives_unseen_words_their_pretrained_vectors(tmp_path, tiny_data):
+    import json
+
+    from safetensors.torch import load_file
+
+    from textsift.config.load import ConfigError, load_config
+    from textsift.engines.train_run import train_run
+    from textsift.tokenizers import load_encoder
+
+    vecs = _glove_for_topics(tmp_path / "g.txt")  # ends with "the", "unused": never in the training texts
+    cfg = _vector_config(tmp_path, tiny_data, vectors=str(tmp_path / "g.txt"), freeze_embeddings=True)
+    train_run(load_config(str(cfg)), tmp_path / "plain")
+    assert "unused" not in load_encoder(tmp_path / "plain" / "tokenizer.json").vocab.tokens
+    train_run(load_config(str(cfg), ["model.vectors_vocab=1000"]), tmp_path / "run")
+    encoder = load_encoder(tmp_path / "run" / "tokenizer.json")
+    unused = encoder.vocab.id("unused")
+    assert unused != encoder.unk_id and encoder.encode("unused", 4) == [unused]
+    weight = load_file(str(tmp_path / "run" / "model.safetensors"))["embedding.weight"].numpy()
+    np.testing.assert_allclose(weight[unused], vecs["unused"], rtol=0, atol=1e-6)
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["vectors_coverage"]["vocab_found"] == len(vecs)  # every word of the file is in the vocab now
+    with pytest.raises(ConfigError, match="vectors_vocab: 5 words of which vectors"):
+        train_run(load_config(str(cfg), ["model.vectors=null", "model.vectors_vocab=5"]), tmp_path / "bad")

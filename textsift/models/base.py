@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 
@@ -38,7 +38,18 @@ class ModelParams(BaseModel):
                                    "each word gets the mean of its word pieces' rows.")
     vectors_format: Literal["auto", "word2vec_text", "word2vec_binary", "glove", "hf"] = Field(
         "auto", description="Format of `vectors`; auto detects it (a folder = hf).")
+    vectors_vocab: int = Field(0, ge=0, description="Also put up to this many words of `vectors` into the "
+                               "vocabulary beyond the training texts' words (a file's first words, the most "
+                               "frequent; a folder's tokenizer entries that start a word), so a word never seen in "
+                               "training keeps its pretrained vector instead of <unk>; 0 = off.")
     freeze_embeddings: bool = Field(False, description="Keep the embedding layer fixed (e.g. pretrained vectors).")
+
+    @model_validator(mode="after")
+    def _vectors_vocab_needs_vectors(self):
+        if self.vectors_vocab and not self.vectors:
+            raise ValueError(f"vectors_vocab: {self.vectors_vocab} words of which vectors? Set model.vectors to a "
+                             "vectors file or folder, or remove vectors_vocab")
+        return self
 
 
 class TextModel(nn.Module):

@@ -31,7 +31,7 @@ import torch
 
 from textsift.errors import DataError, TextsiftError
 
-__all__ = ["FORMATS", "Vectors", "apply_vectors", "detect_format", "read_vectors", "vectors_dim"]
+__all__ = ["FORMATS", "Vectors", "apply_vectors", "detect_format", "read_vectors", "vector_words", "vectors_dim"]
 
 FORMATS = ("auto", "word2vec_text", "word2vec_binary", "glove", "hf")
 PathLike = Union[str, "os.PathLike[str]"]
@@ -447,6 +447,42 @@ def _hf_layout(folder: Path) -> tuple[Path, Path, str]:
         raise TextsiftError(f"pretrained vectors: {weights} has no input-embedding matrix (a tensor named "
                             f"*{' / *'.join(_EMBEDDING_KEYS)}); expected the weights of a pretrained encoder")
     return tok_dir, weights, sorted(keys, key=len)[0]
+
+
+def vector_words(path: PathLike, fmt: str = "auto", limit: Optional[int] = None) -> list[str]:
+    """The words a vectors source has vectors for, in its own order, at most ``limit`` of them.
+
+    word2vec and GloVe files list words most frequent first, so their first words are the common ones. For an
+    ``hf`` folder: the tokenizer's word-start entries in id order (no continuation pieces, special tokens,
+    ``[unused]`` slots or pure punctuation).
+    """
+    layout = _sniff(path, fmt)
+    if layout.format == "hf":
+        from textsift.tokenizers.hf import load_hf_tokenizer
+
+        tok = load_hf_tokenizer(_hf_layout(Path(path))[0], "model.vectors")
+        specials = set(getattr(tok, "all_special_tokens", []))
+        pieces = [p for p, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1]) if p not in specials]
+        # where a word starts: SentencePiece marks it with U+2581, byte-level BPE with U+0120; WordPiece marks
+        # the continuations instead (##)
+        start = next((m for m in ("\u2581", "\u0120") if sum(p.startswith(m) for p in pieces) > len(pieces) // 10),
+                     None)
+        words = []
+        for piece in pieces:
+            if start is not None:
+                if not piece.startswith(start):
+                    continue
+                piece = piece[len(start):]
+            elif piece.startswith("##"):
+                continue
+            if not any(c.isalnum() for c in piece) or (piece.startswith("[") and piece.endswith("]")):
+                continue
+            words.append(piece)
+            if limit is not None and len(words) >= limit:
+                break
+        return words
+    read = _read_binary if layout.format == "word2vec_binary" else _read_text
+    return list(read(str(path), layout, None, limit=limit)[0])
 
 
 def _read_hf(folder: Path, wanted: Optional[Collection[str]]) -> Vectors:

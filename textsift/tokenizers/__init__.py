@@ -17,7 +17,8 @@ __all__ = ["Tokenizer", "build_tokenizer", "TextEncoder", "Vocab", "fnv1a_32", "
 
 def build_encoder(cfg, texts):
     """The encoder for ``cfg.model``: the checkpoint's own tokenizer for models that bring one (``hf``),
-    else a ``TextEncoder`` whose vocabulary is learnt from ``texts`` (the training texts)."""
+    else a ``TextEncoder`` whose vocabulary is learnt from ``texts`` (the training texts), plus the first
+    ``model.vectors_vocab`` words of ``model.vectors`` when that is set."""
     from textsift.registry import MODELS
 
     entry = MODELS.entry(cfg.model.name)
@@ -26,7 +27,13 @@ def build_encoder(cfg, texts):
 
         params = entry.params(**{k: v for k, v in cfg.model.model_dump().items() if k != "name"})
         return HFTextEncoder.from_params(params)
-    return TextEncoder.fit(cfg.tokenizer, texts)
+    extra = (cfg.model.model_extra or {})
+    words = ()
+    if extra.get("vectors") and extra.get("vectors_vocab"):
+        from textsift.models.vectors import vector_words
+
+        words = vector_words(extra["vectors"], extra.get("vectors_format", "auto"), int(extra["vectors_vocab"]))
+    return TextEncoder.fit(cfg.tokenizer, texts, words)
 
 
 def load_encoder(path):

@@ -81,11 +81,19 @@ class TextEncoder:
         self._hashes = _TokenHashes()
 
     @classmethod
-    def fit(cls, cfg: TokenizerConfig, texts: Iterable[str]) -> "TextEncoder":
-        """Build the vocab from training texts (``cfg.min_freq`` and ``cfg.max_size`` apply)."""
+    def fit(cls, cfg: TokenizerConfig, texts: Iterable[str], extra_words: Iterable[str] = ()) -> "TextEncoder":
+        """Build the vocab from training texts (``cfg.min_freq`` and ``cfg.max_size`` apply), then append
+        ``extra_words`` (e.g. words with pretrained vectors) that the tokenizer keeps as one token each and the
+        vocab does not hold yet, in their order (neither min_freq nor max_size applies to them)."""
         tokenizer = build_tokenizer(cfg)
         vocab = Vocab.build((tokenizer.tokenize(t) for t in texts), cfg.min_freq, cfg.max_size)
-        return cls(cfg, vocab)
+        have, extra = set(vocab.tokens), []
+        for word in extra_words:
+            tokens = tokenizer.tokenize(word)
+            if len(tokens) == 1 and tokens[0] not in have:
+                have.add(tokens[0])
+                extra.append(tokens[0])
+        return cls(cfg, Vocab(vocab.tokens + extra) if extra else vocab)
 
     @property
     def vocab_size(self) -> int:
