@@ -496,18 +496,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-runs", action="store_true", help="keep the temp dir with data, configs and run dirs")
     p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="RUN.json",
                    help="train nothing: combine the rows of earlier runs with the same protocol and other seeds "
-                        "(e.g. seeds run one per core or one per day) into one report at --out")
+                        "or other datasets/models (e.g. one seed or one dataset per core or per day) into one "
+                        "report at --out")
     return p.parse_args(argv)
 
 
 # Settings two runs must share for their rows to be compared in one table.
-SAME_PROTOCOL = ("datasets", "models", "variants", "limit_train", "epochs", "max_length", "limit_dev", "limit_test",
-                 "trick_params")
+SAME_PROTOCOL = ("variants", "limit_train", "epochs", "max_length", "limit_dev", "limit_test", "trick_params")
 
 
 def merge(paths: list[Path], out: Path) -> int:
-    """``--merge``: one report from several runs' JSON files (same protocol, different seeds). A seed that
-    two files both ran is an error: the rows would count twice."""
+    """``--merge``: one report from several runs' JSON files with the same protocol, each holding other seeds
+    or other datasets/models (a long grid run in pieces: one seed, or one dataset, per run). A (dataset, model,
+    seed) that two files both ran is an error: its rows would count twice."""
     runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     first = runs[0]["meta"]
     for path, run in zip(paths[1:], runs[1:]):
@@ -517,31 +518,44 @@ def merge(paths: list[Path], out: Path) -> int:
             what = "; ".join(f"{k} {meta.get(k)!r} vs {first.get(k)!r}" for k in differ)
             print(f"error: --merge: {path} differs from {paths[0]} in {what}", file=sys.stderr)
             return 2
-    seen: dict[int, Path] = {}
+    seen: dict[tuple, Path] = {}
     for path, run in zip(paths, runs):
-        for seed in run["meta"]["seeds"]:
-            if seed in seen:
-                print(f"error: --merge: seed {seed} is in both {seen[seed]} and {path}", file=sys.stderr)
+        meta = run["meta"]
+        for key in ((ds, m, seed) for ds in meta["datasets"] for m in meta["models"] for seed in meta["seeds"]):
+            if key in seen:
+                print(f"error: --merge: seed {key[2]} of {key[0]} / {MODEL_LABEL[key[1]]} is in both {seen[key]} "
+                      f"and {path}", file=sys.stderr)
                 return 2
-            seen[seed] = path
+            seen[key] = path
+    datasets = [d for d in DATASETS if any(d in r["meta"]["datasets"] for r in runs)] + \
+        [d for r in runs for d in r["meta"]["datasets"] if d not in DATASETS]
+    models = [m for m in MODELS if any(m in r["meta"]["models"] for r in runs)]
+    first = {**first, "datasets": list(dict.fromkeys(datasets)), "models": models}
     rows = [row for run in runs for row in run["rows"]]
-    seeds = sorted(seen)
+    seeds = sorted({seed for _, _, seed in seen})
     variants = [v for v in VARIANTS if v.name in first["variants"]]
     incomplete = [str(p) for p, r in zip(paths, runs) if not r["meta"].get("complete")]
-    sources = ", ".join(f"{p.name} (seeds {', '.join(map(str, r['meta']['seeds']))})" for p, r in zip(paths, runs))
+    sources = ", ".join(f"{p.name} ({', '.join(r['meta']['datasets'])}; "
+                        f"{', '.join(MODEL_LABEL[m] for m in r['meta']['models'])}; "
+                        f"seeds {', '.join(map(str, r['meta']['seeds']))})" for p, r in zip(paths, runs))
     seeds_line = f"seeds {', '.join(map(str, seeds))} (train.seed), merged from {sources}"
-    protocol = [line.replace(line.split(" (train.seed)")[0] + " (train.seed)", seeds_line, 1)
-                if line.startswith("seeds ") else line for line in first["protocol"]]
+    # every run's protocol lines once (each run describes its own models and datasets), the seeds line merged
+    lines = list(dict.fromkeys(line for r in runs for line in r["meta"]["protocol"]))
+    seeds_at = next(i for i, line in enumerate(lines) if line.startswith("seeds "))
+    protocol = [line for line in lines if not line.startswith("seeds ")]
+    protocol.insert(seeds_at, lines[seeds_at].replace(lines[seeds_at].split(" (train.seed)")[0] + " (train.seed)",
+                                                      seeds_line, 1))
+    notes = list(dict.fromkeys(note for r in runs for note in r["meta"]["notes"]))
     if incomplete:
         protocol.insert(0, f"**INCOMPLETE INPUT** — {', '.join(incomplete)} did not finish")
-    blocks = [*[f"- {x}" for x in protocol + first["notes"]], "",
+    blocks = [*[f"- {x}" for x in protocol + notes], "",
               *[f"- run {p.name}: {r['meta']['date']}, `{r['meta']['command']}`, textsift {r['meta']['git']}"
                 for p, r in zip(paths, runs)], "",
               "## Results", "", table(rows, first["datasets"], first["models"], variants), "",
               "Δ = per-seed difference to plain (same seed), mean ± std over seeds; time cost = Σ history.json "
               "train_seconds (the training loop only) ÷ plain's, per seed, mean ± std; wall s = the whole child "
               f"process (mean). {RULE}.", ""]
-    meta = {**first, "seeds": seeds, "protocol": protocol, "merged_from": [str(p) for p in paths]}
+    meta = {**first, "seeds": seeds, "protocol": protocol, "notes": notes, "merged_from": [str(p) for p in paths]}
     write_outputs(out, rows, blocks, meta, dt.datetime.now(), final=not incomplete)
     print("\n".join(blocks[blocks.index("## Results"):]).rstrip())
     log(f"wrote {out} and {out.with_suffix('.json')}")
