@@ -69,24 +69,21 @@ class Teachers:
         ``pooled=True`` (one teacher, not K-fold): ``(logits, pooled vectors (n, width))`` from one pass."""
         from textsift.engines.batching import predict_logits
 
-        if pooled:
-            b = self.bundles[0]
-            if len(self.bundles) != 1 or getattr(b.model, "members", None) is not None:
-                raise TextsiftError(f"distill.pooled_match needs one teacher model; {self.paths[0]} and the others "
-                                    "given are several (a K-fold run is K models): remove pooled_match or name one "
-                                    "single-model teacher run")
-            out, vectors = predict_logits(b.model, b.encoder.encode_batch(list(texts), b.max_length), batch_size,
-                                          b.encoder.pad_id, pooled=True)
-            return out[:, self.order[0]], vectors
-        total = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if pooled and (len(self.bundles) != 1 or getattr(self.bundles[0].model, "members", None) is not None):
+            raise TextsiftError(f"distill.pooled_match needs one teacher model; {self.paths[0]} and the others "
+                                "given are several (a K-fold run is K models): remove pooled_match or name one "
+                                "single-model teacher run")
+        total, vectors = np.zeros((len(texts), len(self.labels)), dtype=np.float64), None
         for b, order, w in zip(self.bundles, self.order, self.weights):
             if getattr(b.model, "members", None) is not None:  # a K-fold run: its members' mean
                 out = b.model.logits(list(texts), batch_size)
             else:
                 out = predict_logits(b.model, b.encoder.encode_batch(list(texts), b.max_length), batch_size,
-                                     b.encoder.pad_id)
+                                     b.encoder.pad_id, pooled=pooled)
+                if pooled:  # the one teacher's vectors, from the pass that gave its logits
+                    out, vectors = out
             total += w * out[:, order]
-        return total.astype(np.float32)
+        return (total.astype(np.float32), vectors) if pooled else total.astype(np.float32)
 
     def fingerprint(self) -> str:
         """Identifies the teachers' weights (path, size and modification time of every weight file)."""
