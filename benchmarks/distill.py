@@ -6,7 +6,8 @@ Per dataset (sst2_sentence, trec6, clinc150):
     ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``, or a finished run given
     with ``--teacher DATASET=RUN_DIR`` (used read only);
   * classic students (TextCNN from GloVe-50d, neural fastText with word bigrams, TextCNN and a BiLSTM
-    (``textcnn_tv``, ``textrnn_tv``) from the teacher's own 384-d word vectors; TextRNN on GloVe on request),
+    (``textcnn_tv``, ``textrnn_tv``; 2 layers on sst2_sentence, ``MODEL_FOR``) from the teacher's own 384-d
+    word vectors; TextRNN on GloVe on request),
     each trained twice with the same model, tokenizer and lr: on the gold labels alone (the "no KD"
     baseline, 10 epochs; the ``_tv`` ones from the pretrained MiniLM-L6 vectors) and distilled from the
     teacher (6 epochs; KL at T=4 + 0.5 x gold-label CE, for the ``_tv`` ones on clinc150 T=1 + 1.0 x CE;
