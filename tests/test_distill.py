@@ -333,6 +333,41 @@ def test_augmentation_splits_words_and_cjk_and_masks_per_model():
     assert _masked([f"a {MASK} film"], "[MASK]") == ["a [MASK] film"]
 
 
+def test_augmentation_replaces_words_by_their_neighbours_only_when_asked():
+    from textsift.config.schema import AugmentConfig
+    from textsift.engines.distill import augment_texts
+
+    near = {"good": ["great", "fine"], "film": ["movie"]}
+    out = augment_texts(["a good film ."], AugmentConfig(copies=40, mask=0, delete=0, ngram=0, replace=1.0), 0, near)
+    assert {t.split()[1] for t in out} == {"great", "fine"}  # drawn from its neighbours, each of them
+    assert {t.split()[2] for t in out} == {"movie"} and {t.split()[0] for t in out} == {"a"}  # "a": none
+    half = augment_texts(["a good film ."], AugmentConfig(copies=40, ngram=0, replace=0.5), 0, near)
+    assert 0 < sum(t.split()[-2:] == ["film", "."] for t in half) < 40
+    # without replace the same draws as without neighbours: other options' copies do not change
+    cfg = AugmentConfig(copies=5, mask=0.3, delete=0.1, ngram=0.3)
+    assert augment_texts(["a good film about a good man"], cfg, 1, near) == \
+        augment_texts(["a good film about a good man"], cfg, 1)
+    with pytest.raises(ValueError, match="mask \\+ delete \\+ replace is 1.2"):
+        AugmentConfig(mask=0.5, delete=0.3, replace=0.4)
+
+
+def test_replacement_augmentation_takes_the_encoder_teachers_embeddings(task, hf_teacher, caplog):
+    root, files = task
+    with caplog.at_level("INFO", logger="textsift"):
+        metrics = _student(root, files, "replace", {"teacher": str(hf_teacher), "cache": False,
+                                                    "augment": {"copies": 2, "replace": 0.4, "neighbours": 3}})
+    assert metrics["distill"]["extra_texts"] == 48
+    assert "nearest words of" in caplog.text and str(hf_teacher) in caplog.text
+    from textsift.errors import TextsiftError
+
+    with pytest.raises(TextsiftError, match="augment.replace needs word vectors .*teacher's own input embeddings"):
+        _student(root, files, "replace-bad", {"teacher": str(root / "teacher"), "cache": False,
+                                              "augment": {"copies": 1, "replace": 0.4}})
+    with pytest.raises(TextsiftError, match=r"augment.replace needs word vectors; reading .*nowhere.txt failed"):
+        _student(root, files, "replace-bad2", {"teacher": str(hf_teacher), "cache": False, "augment": {
+            "copies": 1, "replace": 0.4, "vectors": str(root / "nowhere.txt")}})
+
+
 def test_a_student_splitting_dev_unlike_its_teacher_is_warned(tmp_path, caplog):
     from types import SimpleNamespace
 

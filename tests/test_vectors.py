@@ -443,6 +443,35 @@ def test_vector_words_of_an_encoder_folder_are_its_word_start_entries(tiny_bert)
     assert vector_words(tiny_bert, limit=2) == words[:2]
 
 
+def test_nearest_words_rank_by_cosine_among_frequent_and_own_words(tmp_path):
+    from textsift.models.vectors import nearest_words
+
+    words = ["good", "great", ",", "fine", "bad", "awful", "meh"]
+    matrix = np.array([[1, 0, 0], [0.9, 0.1, 0], [1, 0, 0], [0.5, 0.5, 0], [-1, 0, 0], [-0.9, -0.1, 0],
+                       [0.1, 0, 1]], dtype=np.float32)
+    path = write_text(tmp_path / "v.txt", words, matrix, header=False)
+    near = nearest_words(path, {"good", "Good", "bad", ",", "unseen"}, k=2, candidates=100)
+    assert near["good"] == ["great", "fine"]  # ordered by cosine; "," shares good's vector but is no word
+    assert near["Good"] == ["great", "fine"]  # looked up lowercased, never replaced by "good" itself
+    assert near["bad"] == ["awful", "meh"]
+    assert set(near) == {"good", "Good", "bad"}  # no vector, no punctuation
+    # replacements come from the first `candidates` words of the file only
+    near = nearest_words(path, {"bad", "meh"}, k=2, candidates=2)
+    assert near["bad"] == ["great", "good"] and near["meh"] == ["good", "great"]
+
+
+def test_nearest_words_of_an_encoder_folder_use_its_embeddings(tiny_bert):
+    from textsift.models.vectors import nearest_words, read_vectors
+
+    near = nearest_words(tiny_bert, {"good", "movie", "goodmovie"}, k=3, candidates=50)
+    assert "goodmovie" in read_vectors(tiny_bert, wanted={"goodmovie"}).words  # it has a vector (its pieces'
+    assert "goodmovie" not in near  # mean), but a mean of pieces is no word's vector: no neighbours
+    table = read_vectors(tiny_bert, wanted={"good", *near["good"]})
+    vec = dict(zip(table.words, torch.nn.functional.normalize(torch.from_numpy(table.matrix), dim=1)))
+    sims = [float(vec["good"] @ vec[w]) for w in near["good"]]
+    assert len(near["good"]) == 3 and "good" not in near["good"] and sims == sorted(sims, reverse=True)
+
+
 def test_extra_words_join_the_vocab_after_the_training_tokens():
     from textsift.config.schema import TokenizerConfig
     from textsift.tokenizers.encoder import TextEncoder

@@ -209,7 +209,8 @@ class PooledMatch(Section):
 
 class AugmentConfig(Section):
     """Augmented copies of the training texts, labelled by the teacher only (Tang et al. 2019, "Distilling
-    Task-Specific Knowledge from BERT into Simple Neural Networks": masking and n-gram sampling)."""
+    Task-Specific Knowledge from BERT into Simple Neural Networks": masking and n-gram sampling; Jiao et al.
+    2020, TinyBERT: replacing words by their nearest neighbours in a word-vector space)."""
 
     copies: int = Field(0, ge=0, description="Augmented copies per training text (0 = off).")
     mask: float = Field(0.1, ge=0, le=1, description="Probability of replacing a token by the teacher's mask "
@@ -217,6 +218,22 @@ class AugmentConfig(Section):
     delete: float = Field(0.1, ge=0, le=1, description="Probability of deleting a token.")
     ngram: float = Field(0.25, ge=0, le=1, description="Probability that a copy is a random n-gram of the text.")
     ngram_max: int = Field(5, ge=1, description="Longest sampled n-gram, in tokens.")
+    replace: float = Field(0.0, ge=0, le=1, description="Probability of replacing a word by one of its "
+                                                        "`neighbours` nearest words in `vectors` (TinyBERT: 0.4).")
+    neighbours: int = Field(15, ge=1, description="How many nearest words (cosine similarity) a replacement is "
+                                                  "drawn from (TinyBERT: 15).")
+    vectors: Optional[str] = Field(None, description="Word vectors whose neighbours replace words: a file or "
+                                   "folder as for model.vectors; default the (first) teacher run's own input "
+                                   "embeddings (a pretrained-encoder teacher).")
+    candidates: int = Field(30000, ge=1, description="Replacement words: the first N words of `vectors` (a "
+                                                     "file's frequent words; an encoder's whole-word pieces).")
+
+    @model_validator(mode="after")
+    def _probabilities(self):
+        if self.mask + self.delete + self.replace > 1:
+            raise ValueError(f"mask + delete + replace is {self.mask + self.delete + self.replace:g}, but they are "
+                             "the shares of one draw per token: expected at most 1; lower one of them")
+        return self
 
 
 class DistillTask(Section):

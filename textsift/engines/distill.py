@@ -177,9 +177,11 @@ def _tokens(text: str) -> tuple[list[str], str]:
     return text.split(), " "
 
 
-def augment_texts(texts: Sequence[str], cfg, seed: int) -> list[str]:
-    """``cfg.copies`` augmented copies of each text (Tang et al. 2019): per token, masking (``MASK``)
-    or deletion; or, for a whole copy, a random n-gram of the text."""
+def augment_texts(texts: Sequence[str], cfg, seed: int,
+                  neighbours: Optional[dict[str, list[str]]] = None) -> list[str]:
+    """``cfg.copies`` augmented copies of each text (Tang et al. 2019): per token, masking (``MASK``),
+    deletion or (``cfg.replace``, TinyBERT) one of its ``neighbours`` drawn at random; or, for a whole copy,
+    a random n-gram of the text. A token without neighbours is kept where it would have been replaced."""
     rng = random.Random(seed)
     out = []
     for _ in range(cfg.copies):
@@ -197,6 +199,8 @@ def augment_texts(texts: Sequence[str], cfg, seed: int) -> list[str]:
                         kept.append(MASK)
                     elif r < cfg.mask + cfg.delete:
                         continue
+                    elif r < cfg.mask + cfg.delete + cfg.replace and neighbours and tok in neighbours:
+                        kept.append(rng.choice(neighbours[tok]))
                     else:
                         kept.append(tok)
                 tokens = kept or tokens[:1]
@@ -479,9 +483,37 @@ def _extra_texts(cfg: Config, train_texts: list[str]) -> tuple[list[str], list[s
         transfer = [text for _, text in iter_texts(d.transfer_data, cfg.data) if text.strip()]
         log.info("transfer data: %d unlabelled texts from %s", len(transfer), d.transfer_data)
     if d.augment.copies:
-        augmented = augment_texts(train_texts, d.augment, cfg.train.seed)
+        augmented = augment_texts(train_texts, d.augment, cfg.train.seed, _neighbours(d, train_texts))
         log.info("augmentation: %d copies of the training texts", len(augmented))
     return transfer, augmented
+
+
+def _neighbours(d: DistillConfig, train_texts: list[str]) -> Optional[dict[str, list[str]]]:
+    """The replacement pool of ``augment.replace``: each training word's nearest words in
+    ``augment.vectors`` (default: the first teacher's own input embeddings)."""
+    a = d.augment
+    if not a.replace:
+        return None
+    from textsift.engines.kfold import FOLDS_DIR
+    from textsift.models.vectors import nearest_words
+
+    teacher = d.teacher if d.teacher is not None else d.tasks[0].teacher
+    source = a.vectors or (teacher[0] if isinstance(teacher, list) else teacher)
+    if not a.vectors and (Path(source) / FOLDS_DIR / "fold-0").is_dir():  # a K-fold teacher: its first fold's
+        source = str(Path(source) / FOLDS_DIR / "fold-0")
+    words = {tok for text in train_texts for tok in _tokens(text)[0]}
+    started = time.perf_counter()
+    try:
+        table = nearest_words(source, words, a.neighbours, a.candidates)
+    except TextsiftError as e:
+        how = ("" if a.vectors else " (the default: the teacher's own input embeddings, which needs a "
+               "pretrained-encoder teacher)")
+        raise TextsiftError(f"distill.augment.replace needs word vectors{how}; reading {source} failed: {e}. "
+                            "Set distill.augment.vectors to a word2vec/GloVe file or an encoder folder, or "
+                            "set distill.augment.replace: 0") from e
+    log.info("augmentation: nearest words of %d of %d training words from %s (%d each, %.1f s)", len(table),
+             len(words), source, a.neighbours, time.perf_counter() - started)
+    return table
 
 
 def _masked(texts: list[str], form: str) -> list[str]:

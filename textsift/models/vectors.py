@@ -31,7 +31,8 @@ import torch
 
 from textsift.errors import DataError, TextsiftError
 
-__all__ = ["FORMATS", "Vectors", "apply_vectors", "detect_format", "read_vectors", "vector_words", "vectors_dim"]
+__all__ = ["FORMATS", "Vectors", "apply_vectors", "detect_format", "nearest_words", "read_vectors", "vector_words",
+           "vectors_dim"]
 
 FORMATS = ("auto", "word2vec_text", "word2vec_binary", "glove", "hf")
 PathLike = Union[str, "os.PathLike[str]"]
@@ -483,6 +484,50 @@ def vector_words(path: PathLike, fmt: str = "auto", limit: Optional[int] = None)
         return words
     read = _read_binary if layout.format == "word2vec_binary" else _read_text
     return list(read(str(path), layout, None, limit=limit)[0])
+
+
+def nearest_words(path: PathLike, words: Collection[str], k: int, candidates: int,
+                  fmt: str = "auto") -> dict[str, list[str]]:
+    """Each of ``words`` -> its ``k`` nearest other words by cosine similarity of their vectors (the
+    replacement pool of TinyBERT-style augmentation).
+
+    Replacements come from the first ``candidates`` words of the source alone (``vector_words``: a file's
+    frequent words, an encoder's whole-word pieces; in an encoder's table a word cut into pieces is the mean
+    of its pieces' rows, and such means sit next to anything sharing a piece: "good" beside "good-bad").
+    For the same reason an encoder only gives neighbours to its whole words ("unfunny", cut into "un" +
+    "##fun" + "##ny", gets none). Only words with a letter or digit take part, a word never replaces itself
+    or a case variant of itself, and a word without a vector (looked up as given, then lowercased) is left
+    out of the result. Written here because the libraries that do this (gensim, faiss) would be a
+    dependency for one matrix product and a top-k.
+
+    Raises:
+        TextsiftError / DataError: as ``read_vectors``.
+    """
+    words = sorted({w for w in words if any(c.isalnum() for c in w)})
+    pool = [w for w in vector_words(path, fmt, candidates) if any(c.isalnum() for c in w)]
+    found = read_vectors(path, fmt, wanted={*pool, *words, *(w.lower() for w in words)})
+    row = {w: i for i, w in enumerate(found.words)}
+    pool_words = sorted({w for w in pool if w in row})
+    if not pool_words:
+        return {}
+    if found.format == "hf":
+        whole = set(vector_words(path, fmt))
+        words = [w for w in words if w in whole or w.lower() in whole]
+    queries = [(w, row.get(w, row.get(w.lower()))) for w in words]
+    queries = [(w, i) for w, i in queries if i is not None]
+    table = torch.nn.functional.normalize(torch.from_numpy(found.matrix), dim=1)
+    keys = table[[row[w] for w in pool_words]]
+    lowered = [w.lower() for w in pool_words]
+    take = min(k + 4, len(pool_words))  # a few spare for the word's own case variants
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(queries), 1024):  # chunks keep the similarity block to 1024 x pool floats
+        chunk = queries[start:start + 1024]
+        scores = table[[i for _, i in chunk]] @ keys.T
+        for (word, _), top in zip(chunk, scores.topk(take, dim=1).indices.tolist()):
+            near = [pool_words[j] for j in top if lowered[j] != word.lower()][:k]
+            if near:
+                out[word] = near
+    return out
 
 
 def _read_hf(folder: Path, wanted: Optional[Collection[str]]) -> Vectors:
