@@ -296,14 +296,21 @@ def _short(text: str, n: int = 160) -> str:
 
 def summarise(rows: list[dict], ds: str, model: str, variant: Variant) -> dict:
     """Per-variant aggregates over the seeds (paired with plain of the same seed)."""
-    mine = {r["seed"]: r for r in rows if (r["dataset"], r["model"], r["variant"]) == (ds, model, variant.name)}
-    plain = {r["seed"]: r for r in rows if (r["dataset"], r["model"], r["variant"]) == (ds, model, "plain")}
+    mine: dict = {}
+    for r in rows:   # the first of a plain run that merged pieces share
+        if (r["dataset"], r["model"], r["variant"]) == (ds, model, variant.name):
+            mine.setdefault(r["seed"], r)
+    plain: dict = {}
+    for r in rows:
+        if (r["dataset"], r["model"], r["variant"]) == (ds, model, "plain"):
+            plain.setdefault(r["seed"], r)
+            plain[(r["seed"], r.get("piece"))] = r   # merged pieces: each variant meets its own piece's plain
     ok = {s: r for s, r in mine.items() if r.get("metrics")}
     acc = [100 * r["metrics"]["accuracy"] for r in ok.values()]
     f1 = [100 * r["metrics"]["macro_f1"] for r in ok.values() if "macro_f1" in r["metrics"]]
     deltas, ratios = [], []
     for s, r in ok.items():
-        p = plain.get(s)
+        p = plain.get((s, r.get("piece")), plain.get(s))
         if p and p.get("metrics"):
             deltas.append(100 * (r["metrics"]["accuracy"] - p["metrics"]["accuracy"]))
             if r.get("loop_s") and p.get("loop_s"):
@@ -495,20 +502,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run (default 1800)")
     p.add_argument("--keep-runs", action="store_true", help="keep the temp dir with data, configs and run dirs")
     p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="RUN.json",
-                   help="train nothing: combine the rows of earlier runs with the same protocol and other seeds "
-                        "or other datasets/models (e.g. one seed or one dataset per core or per day) into one "
-                        "report at --out")
+                   help="train nothing: combine the rows of earlier runs with the same protocol and other seeds, "
+                        "datasets/models or variants (e.g. one seed, one dataset or half of the variants per core "
+                        "or per day) into one report at --out")
     return p.parse_args(argv)
 
 
 # Settings two runs must share for their rows to be compared in one table.
-SAME_PROTOCOL = ("variants", "limit_train", "epochs", "max_length", "limit_dev", "limit_test", "trick_params")
+SAME_PROTOCOL = ("limit_train", "epochs", "max_length", "limit_dev", "limit_test", "trick_params")
 
 
 def merge(paths: list[Path], out: Path) -> int:
-    """``--merge``: one report from several runs' JSON files with the same protocol, each holding other seeds
-    or other datasets/models (a long grid run in pieces: one seed, or one dataset, per run). A (dataset, model,
-    seed) that two files both ran is an error: its rows would count twice."""
+    """``--merge``: one report from several runs' JSON files with the same protocol, each holding other seeds,
+    other datasets/models or other variants (a long grid run in pieces: one seed, one dataset, or some of the
+    variants per run, on its own core). Every piece runs plain (the reference); a plain run that two pieces
+    share must have the same result in both (same seed, same deterministic training), and each variant is
+    then compared with, and timed against, the plain run of its own piece. Any other row that two files both
+    hold is an error: it would count twice. A piece that did not finish is fine when other pieces fill in
+    what it missed; what no piece ran is listed at the top of the report."""
     runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     first = runs[0]["meta"]
     for path, run in zip(paths[1:], runs[1:]):
@@ -518,36 +529,61 @@ def merge(paths: list[Path], out: Path) -> int:
             what = "; ".join(f"{k} {meta.get(k)!r} vs {first.get(k)!r}" for k in differ)
             print(f"error: --merge: {path} differs from {paths[0]} in {what}", file=sys.stderr)
             return 2
-    seen: dict[tuple, Path] = {}
-    for path, run in zip(paths, runs):
-        meta = run["meta"]
-        for key in ((ds, m, seed) for ds in meta["datasets"] for m in meta["models"] for seed in meta["seeds"]):
+    seen: dict[tuple, tuple[Path, dict]] = {}
+    rows, shared = [], []
+    for piece, (path, run) in enumerate(zip(paths, runs)):
+        for row in run["rows"]:
+            key = (row["dataset"], row["model"], row["seed"], row["variant"])
             if key in seen:
-                print(f"error: --merge: seed {key[2]} of {key[0]} / {MODEL_LABEL[key[1]]} is in both {seen[key]} "
-                      f"and {path}", file=sys.stderr)
-                return 2
-            seen[key] = path
+                other_path, other = seen[key]
+                what = f"{row['variant']} of seed {key[2]} on {key[0]} / {MODEL_LABEL[key[1]]}"
+                if row["variant"] != "plain":
+                    print(f"error: --merge: {what} is in both {other_path} and {path}", file=sys.stderr)
+                    return 2
+                if row.get("metrics") != other.get("metrics"):
+                    print(f"error: --merge: {what} differs between {other_path} ({other.get('metrics')}) and "
+                          f"{path} ({row.get('metrics')}): the pieces did not train the same reference, so their "
+                          "variants cannot share one table; re-run one piece on the same settings",
+                          file=sys.stderr)
+                    return 2
+                shared.append(f"{what} ran in {other_path.name} and {path.name} with the same result; each "
+                              "piece's variants are timed against their own plain run")
+            else:
+                seen[key] = (path, row)
+            rows.append({**row, "piece": piece})
+    names = {v for r in runs for v in r["meta"]["variants"]}
+    variants = [v for v in VARIANTS if v.name in names]
+    grid = sorted({k[:3] for k in seen})
+    missing = [f"{ds} / {MODEL_LABEL[m]} seed {seed}: " + ", ".join(
+        v.name for v in variants if (ds, m, seed, v.name) not in seen and not (v.pretrained_only and m == "textcnn"))
+        for ds, m, seed in grid]
+    missing = [x for x in missing if not x.endswith(": ")]
     datasets = [d for d in DATASETS if any(d in r["meta"]["datasets"] for r in runs)] + \
         [d for r in runs for d in r["meta"]["datasets"] if d not in DATASETS]
     models = [m for m in MODELS if any(m in r["meta"]["models"] for r in runs)]
-    first = {**first, "datasets": list(dict.fromkeys(datasets)), "models": models}
-    rows = [row for run in runs for row in run["rows"]]
-    seeds = sorted({seed for _, _, seed in seen})
-    variants = [v for v in VARIANTS if v.name in first["variants"]]
-    incomplete = [str(p) for p, r in zip(paths, runs) if not r["meta"].get("complete")]
-    sources = ", ".join(f"{p.name} ({', '.join(r['meta']['datasets'])}; "
-                        f"{', '.join(MODEL_LABEL[m] for m in r['meta']['models'])}; "
-                        f"seeds {', '.join(map(str, r['meta']['seeds']))})" for p, r in zip(paths, runs))
+    first = {**first, "datasets": list(dict.fromkeys(datasets)), "models": models,
+             "variants": [v.name for v in variants]}
+    seeds = sorted({k[2] for k in seen})
+
+    def piece(r: dict) -> str:
+        ran = [v for v in r["meta"]["variants"] if v != "plain"]
+        return (f"{', '.join(r['meta']['datasets'])}; {', '.join(MODEL_LABEL[m] for m in r['meta']['models'])}; "
+                f"seeds {', '.join(map(str, r['meta']['seeds']))}"
+                + ("" if len(ran) + 1 == len(variants) else f"; plain + {', '.join(ran)}")
+                + ("" if r["meta"].get("complete") else "; did not finish"))
+
+    sources = ", ".join(f"{p.name} ({piece(r)})" for p, r in zip(paths, runs))
     seeds_line = f"seeds {', '.join(map(str, seeds))} (train.seed), merged from {sources}"
     # every run's protocol lines once (each run describes its own models and datasets), the seeds line merged
-    lines = list(dict.fromkeys(line for r in runs for line in r["meta"]["protocol"]))
+    lines = list(dict.fromkeys(line for r in runs for line in r["meta"]["protocol"]
+                               if not line.startswith("**INCOMPLETE")))   # a merged input's own: recomputed
     seeds_at = next(i for i, line in enumerate(lines) if line.startswith("seeds "))
     protocol = [line for line in lines if not line.startswith("seeds ")]
     protocol.insert(seeds_at, lines[seeds_at].replace(lines[seeds_at].split(" (train.seed)")[0] + " (train.seed)",
                                                       seeds_line, 1))
-    notes = list(dict.fromkeys(note for r in runs for note in r["meta"]["notes"]))
-    if incomplete:
-        protocol.insert(0, f"**INCOMPLETE INPUT** — {', '.join(incomplete)} did not finish")
+    notes = list(dict.fromkeys(note for r in runs for note in r["meta"]["notes"])) + shared
+    if missing:
+        protocol.insert(0, f"**INCOMPLETE** — no piece ran {'; '.join(missing)}")
     blocks = [*[f"- {x}" for x in protocol + notes], "",
               *[f"- run {p.name}: {r['meta']['date']}, `{r['meta']['command']}`, textsift {r['meta']['git']}"
                 for p, r in zip(paths, runs)], "",
@@ -556,7 +592,7 @@ def merge(paths: list[Path], out: Path) -> int:
               "train_seconds (the training loop only) ÷ plain's, per seed, mean ± std; wall s = the whole child "
               f"process (mean). {RULE}.", ""]
     meta = {**first, "seeds": seeds, "protocol": protocol, "notes": notes, "merged_from": [str(p) for p in paths]}
-    write_outputs(out, rows, blocks, meta, dt.datetime.now(), final=not incomplete)
+    write_outputs(out, rows, blocks, meta, dt.datetime.now(), final=not missing)
     print("\n".join(blocks[blocks.index("## Results"):]).rstrip())
     log(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
