@@ -152,6 +152,20 @@ def test_cached_teacher_logits_equal_live_ones(task, monkeypatch):
     assert len(list((root / "cache2").iterdir())) == 2
 
 
+def test_a_new_augmentation_labels_only_its_copies(task, tmp_path, caplog):
+    root, files = task
+    d = {"teacher": str(root / "teacher"), "transfer_data": str(root / "transfer.txt"), "cache_dir": str(tmp_path),
+         "augment": {"copies": 1}}
+    _student(root, files, "aug-seed1", d, seed=1)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="textsift"):
+        _student(root, files, "aug-seed2", d, seed=2)  # other copies of the same 24 gold texts
+    assert "teacher logits for 24 texts read from the cache" in caplog.text  # the gold rows
+    assert "teacher logits for 300 texts read from the cache" in caplog.text  # the transfer texts
+    assert "teacher logits for 24 texts computed" in caplog.text  # the new copies, and nothing else:
+    assert caplog.text.count(" computed in ") == 1  # the dev and test scores of the teacher come from the cache
+
+
 def test_multi_teacher_logits_are_the_weighted_mean_in_one_label_order(task):
     from textsift.engines.distill import Teachers
 

@@ -165,6 +165,18 @@ def cached_teacher_logits(teachers: Teachers, texts: Sequence[str], dcfg: Distil
     return result
 
 
+def _teacher_outputs(teachers, texts: list[str], sizes: tuple[int, ...], dcfg: DistillConfig, pooled: bool):
+    """``cached_teacher_logits`` of ``texts`` cut into parts of ``sizes`` (and the rest), each part its own
+    cache entry: the gold rows, the transfer texts and the augmented copies, so a run that changes only the
+    augmentation (another seed, ``replace``, more copies) computes only its copies and reads the rest."""
+    bounds = np.cumsum([0, *sizes, len(texts) - sum(sizes)])
+    outs = [cached_teacher_logits(teachers, texts[a:b], dcfg, pooled=pooled)
+            for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if pooled:
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+    return np.concatenate(outs)
+
+
 # ---------------------------------------------------------------- extra texts
 MASK = "\ue000"  # a private-use character standing for a masked token until each model's own form is chosen
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
@@ -366,7 +378,8 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         # rank 0 runs (or reads the cache of) the teachers; every rank trains on the same soft targets
         pooled = d.pooled_match is not None
         outputs = distributed.broadcast_object(
-            cached_teacher_logits(teachers, teacher_texts, d, pooled=pooled) if distributed.is_main() else None)
+            _teacher_outputs(teachers, teacher_texts, (len(train), len(transfer)), d, pooled)
+            if distributed.is_main() else None)
         logits = torch.from_numpy(outputs[0] if pooled else outputs)
         labelled = torch.arange(len(texts)) < len(train)
         teacher_model, projections = _live_teacher(cfg, teachers)
