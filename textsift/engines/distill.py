@@ -512,8 +512,8 @@ def _neighbours(d: DistillConfig, train_texts: list[str]) -> Optional[dict[str, 
 
     teacher = d.teacher if d.teacher is not None else d.tasks[0].teacher
     source = a.vectors or (teacher[0] if isinstance(teacher, list) else teacher)
-    if not a.vectors and (Path(source) / FOLDS_DIR / "fold-0").is_dir():  # a K-fold teacher: its first fold's
-        source = str(Path(source) / FOLDS_DIR / "fold-0")
+    if not a.vectors and (Path(source) / FOLDS_DIR / "fold-0").is_dir():  # a K-fold teacher: the embeddings
+        source = str(Path(source) / FOLDS_DIR / "fold-0")                 # of its first fold
     words = {tok for text in train_texts for tok in _tokens(text)[0]}
     started = time.perf_counter()
     try:
