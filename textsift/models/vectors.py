@@ -494,8 +494,8 @@ def nearest_words(path: PathLike, words: Collection[str], k: int, candidates: in
     Replacements come from the first ``candidates`` words of the source alone (``vector_words``: a file's
     frequent words, an encoder's whole-word pieces; in an encoder's table a word cut into pieces is the mean
     of its pieces' rows, and such means sit next to anything sharing a piece: "good" beside "good-bad").
-    For the same reason an encoder only gives neighbours to its whole words ("unfunny", cut into "un" +
-    "##fun" + "##ny", gets none). Only words with a letter or digit take part, a word never replaces itself
+    For the same reason an encoder only gives neighbours to its whole words ("unfunny", cut by MiniLM's
+    WordPiece into "un" + "##fu" + "##nn" + "##y", gets none). Only words with a letter or digit take part, a word never replaces itself
     or a case variant of itself, and a word without a vector (looked up as given, then lowercased) is left
     out of the result. Written here because the libraries that do this (gensim, faiss) would be a
     dependency for one matrix product and a top-k.
