@@ -554,10 +554,12 @@ def merge(paths: list[Path], out: Path) -> int:
     names = {v for r in runs for v in r["meta"]["variants"]}
     variants = [v for v in VARIANTS if v.name in names]
     grid = sorted({k[:3] for k in seen})
-    missing = [f"{ds} / {MODEL_LABEL[m]} seed {seed}: " + ", ".join(
-        v.name for v in variants if (ds, m, seed, v.name) not in seen and not (v.pretrained_only and m == "textcnn"))
-        for ds, m, seed in grid]
-    missing = [x for x in missing if not x.endswith(": ")]
+    missing = []
+    for ds, m, seed in grid:
+        absent = [v.name for v in variants
+                  if (ds, m, seed, v.name) not in seen and not (v.pretrained_only and m == "textcnn")]
+        if absent:
+            missing.append(f"{ds} / {MODEL_LABEL[m]} seed {seed}: {', '.join(absent)}")
     datasets = [d for d in DATASETS if any(d in r["meta"]["datasets"] for r in runs)] + \
         [d for r in runs for d in r["meta"]["datasets"] if d not in DATASETS]
     models = [m for m in MODELS if any(m in r["meta"]["models"] for r in runs)]

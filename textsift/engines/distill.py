@@ -368,7 +368,7 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
             _check_dev_split(cfg, teachers)
         if task != teachers.task:
             raise TextsiftError(f"distill: the data is a {task} task but the teachers are {teachers.task} models")
-        transfer, augmented = _extra_texts(cfg, [ex.text for ex in train])
+        transfer, augmented = _extra_texts(cfg, [ex.text for ex in train], teachers.paths[0])
         student_form = _student_mask_form(cfg)
         # teachers see masked tokens their way (e.g. BERT's [MASK]); the student sees them its own way
         teacher_texts = [ex.text for ex in train] + transfer + _masked(augmented, mask_form(
@@ -487,7 +487,7 @@ def _check_tricks(cfg: Config) -> None:
                                 "multisample_dropout combine with distillation)")
 
 
-def _extra_texts(cfg: Config, train_texts: list[str]) -> tuple[list[str], list[str]]:
+def _extra_texts(cfg: Config, train_texts: list[str], first_teacher: Path) -> tuple[list[str], list[str]]:
     """Transfer texts and augmented copies (with ``MASK`` placeholders) of the training texts."""
     d, transfer, augmented = cfg.distill, [], []
     if d.transfer_data:
@@ -496,24 +496,23 @@ def _extra_texts(cfg: Config, train_texts: list[str]) -> tuple[list[str], list[s
         transfer = [text for _, text in iter_texts(d.transfer_data, cfg.data) if text.strip()]
         log.info("transfer data: %d unlabelled texts from %s", len(transfer), d.transfer_data)
     if d.augment.copies:
-        augmented = augment_texts(train_texts, d.augment, cfg.train.seed, _neighbours(d, train_texts))
+        augmented = augment_texts(train_texts, d.augment, cfg.train.seed, _neighbours(d, train_texts, first_teacher))
         log.info("augmentation: %d copies of the training texts", len(augmented))
     return transfer, augmented
 
 
-def _neighbours(d: DistillConfig, train_texts: list[str]) -> Optional[dict[str, list[str]]]:
+def _neighbours(d: DistillConfig, train_texts: list[str], first_teacher: Path) -> Optional[dict[str, list[str]]]:
     """The replacement pool of ``augment.replace``: each training word's nearest words in
-    ``augment.vectors`` (default: the first teacher's own input embeddings)."""
+    ``augment.vectors`` (default: ``first_teacher``'s own input embeddings)."""
     a = d.augment
     if not a.replace:
         return None
     from textsift.engines.kfold import FOLDS_DIR
     from textsift.models.vectors import nearest_words
 
-    teacher = d.teacher if d.teacher is not None else d.tasks[0].teacher
-    source = a.vectors or (teacher[0] if isinstance(teacher, list) else teacher)
-    if not a.vectors and (Path(source) / FOLDS_DIR / "fold-0").is_dir():  # a K-fold teacher: the embeddings
-        source = str(Path(source) / FOLDS_DIR / "fold-0")                 # of its first fold
+    source = a.vectors or str(first_teacher)
+    if not a.vectors and (first_teacher / FOLDS_DIR / "fold-0").is_dir():  # a K-fold teacher: the embeddings
+        source = str(first_teacher / FOLDS_DIR / "fold-0")                 # of its first fold
     words = {tok for text in train_texts for tok in _tokens(text)[0]}
     started = time.perf_counter()
     try:

@@ -495,24 +495,27 @@ def nearest_words(path: PathLike, words: Collection[str], k: int, candidates: in
     frequent words, an encoder's whole-word pieces; in an encoder's table a word cut into pieces is the mean
     of its pieces' rows, and such means sit next to anything sharing a piece: "good" beside "good-bad").
     For the same reason an encoder only gives neighbours to its whole words ("unfunny", cut by MiniLM's
-    WordPiece into "un" + "##fu" + "##nn" + "##y", gets none). Only words with a letter or digit take part, a word never replaces itself
-    or a case variant of itself, and a word without a vector (looked up as given, then lowercased) is left
-    out of the result. Written here because the libraries that do this (gensim, faiss) would be a
-    dependency for one matrix product and a top-k.
+    WordPiece into "un" + "##fu" + "##nn" + "##y", gets none). Only words with a letter or digit take part,
+    a word never replaces itself or a case variant of itself, and a word without a vector (looked up as
+    given, then lowercased) is left out of the result. Written here because the libraries that do this
+    (gensim, faiss) would be a dependency for one matrix product and a top-k.
 
     Raises:
         TextsiftError / DataError: as ``read_vectors``.
     """
     words = sorted({w for w in words if any(c.isalnum() for c in w)})
-    pool = [w for w in vector_words(path, fmt, candidates) if any(c.isalnum() for c in w)]
+    if _sniff(path, fmt).format == "hf":
+        whole = vector_words(path, fmt)  # the whole-word pieces, read once: the pool and the words that ask
+        pool, known = whole[:candidates], set(whole)
+        words = [w for w in words if w in known or w.lower() in known]
+    else:
+        pool = vector_words(path, fmt, candidates)
+    pool = [w for w in pool if any(c.isalnum() for c in w)]
     found = read_vectors(path, fmt, wanted={*pool, *words, *(w.lower() for w in words)})
     row = {w: i for i, w in enumerate(found.words)}
     pool_words = sorted({w for w in pool if w in row})
     if not pool_words:
         return {}
-    if found.format == "hf":
-        whole = set(vector_words(path, fmt))
-        words = [w for w in words if w in whole or w.lower() in whole]
     queries = [(w, row.get(w, row.get(w.lower()))) for w in words]
     queries = [(w, i) for w, i in queries if i is not None]
     table = torch.nn.functional.normalize(torch.from_numpy(found.matrix), dim=1)
