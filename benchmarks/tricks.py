@@ -296,21 +296,24 @@ def _short(text: str, n: int = 160) -> str:
 
 def summarise(rows: list[dict], ds: str, model: str, variant: Variant) -> dict:
     """Per-variant aggregates over the seeds (paired with plain of the same seed)."""
-    mine: dict = {}
-    for r in rows:   # the first of a plain run that merged pieces share
-        if (r["dataset"], r["model"], r["variant"]) == (ds, model, variant.name):
-            mine.setdefault(r["seed"], r)
-    plain: dict = {}
-    for r in rows:
-        if (r["dataset"], r["model"], r["variant"]) == (ds, model, "plain"):
-            plain.setdefault(r["seed"], r)
-            plain[(r["seed"], r.get("piece"))] = r   # merged pieces: each variant meets its own piece's plain
+    def fastest(rows_of: list[dict]) -> dict:
+        """Merged pieces share a seed's plain run (same result, checked): the fastest is the reference."""
+        return min(rows_of, key=lambda r: r.get("loop_s") or float("inf"))
+
+    def by_seed(name: str) -> dict:
+        out: dict = {}
+        for r in rows:
+            if (r["dataset"], r["model"], r["variant"]) == (ds, model, name):
+                out.setdefault(r["seed"], []).append(r)
+        return {s: fastest(rs) for s, rs in out.items()}
+
+    mine, plain = by_seed(variant.name), by_seed("plain")
     ok = {s: r for s, r in mine.items() if r.get("metrics")}
     acc = [100 * r["metrics"]["accuracy"] for r in ok.values()]
     f1 = [100 * r["metrics"]["macro_f1"] for r in ok.values() if "macro_f1" in r["metrics"]]
     deltas, ratios = [], []
     for s, r in ok.items():
-        p = plain.get((s, r.get("piece")), plain.get(s))
+        p = plain.get(s)
         if p and p.get("metrics"):
             deltas.append(100 * (r["metrics"]["accuracy"] - p["metrics"]["accuracy"]))
             if r.get("loop_s") and p.get("loop_s"):
@@ -512,12 +515,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 SAME_PROTOCOL = ("limit_train", "epochs", "max_length", "limit_dev", "limit_test", "trick_params")
 
 
+def _secs(row: dict) -> str:
+    return f"{row['loop_s']:.0f} s" if row.get("loop_s") else "not timed"
+
+
 def merge(paths: list[Path], out: Path) -> int:
     """``--merge``: one report from several runs' JSON files with the same protocol, each holding other seeds,
     other datasets/models or other variants (a long grid run in pieces: one seed, one dataset, or some of the
     variants per run, on its own core). Every piece runs plain (the reference); a plain run that two pieces
     share must have the same result in both (same seed, same deterministic training), and each variant is
-    then compared with, and timed against, the plain run of its own piece. Any other row that two files both
+    then timed against the fastest of them: they did the same work, so any extra time is the shared machine's
+    noise (timeit's rule: the minimum is the best estimate of the cost). Any other row that two files both
     hold is an error: it would count twice. A piece that did not finish is fine when other pieces fill in
     what it missed; what no piece ran is listed at the top of the report."""
     runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
@@ -530,8 +538,8 @@ def merge(paths: list[Path], out: Path) -> int:
             print(f"error: --merge: {path} differs from {paths[0]} in {what}", file=sys.stderr)
             return 2
     seen: dict[tuple, tuple[Path, dict]] = {}
-    rows, shared = [], []
-    for piece, (path, run) in enumerate(zip(paths, runs)):
+    rows, plains = [], {}
+    for path, run in zip(paths, runs):
         for row in run["rows"]:
             key = (row["dataset"], row["model"], row["seed"], row["variant"])
             if key in seen:
@@ -546,11 +554,10 @@ def merge(paths: list[Path], out: Path) -> int:
                           "variants cannot share one table; re-run one piece on the same settings",
                           file=sys.stderr)
                     return 2
-                shared.append(f"{what} ran in {other_path.name} and {path.name} with the same result; each "
-                              "piece's variants are timed against their own plain run")
+                plains.setdefault(what, [(other_path, other)]).append((path, row))
             else:
                 seen[key] = (path, row)
-            rows.append({**row, "piece": piece})
+            rows.append(row)
     names = {v for r in runs for v in r["meta"]["variants"]}
     variants = [v for v in VARIANTS if v.name in names]
     grid = sorted({k[:3] for k in seen})
@@ -583,6 +590,9 @@ def merge(paths: list[Path], out: Path) -> int:
     protocol = [line for line in lines if not line.startswith("seeds ")]
     protocol.insert(seeds_at, lines[seeds_at].replace(lines[seeds_at].split(" (train.seed)")[0] + " (train.seed)",
                                                       seeds_line, 1))
+    shared = [f"{what} ran in {len(ran)} pieces with the same result; training loop "
+              f"{', '.join(f'{_secs(r)} ({p.name})' for p, r in ran)}: the same work, so the spread is the "
+              "machine's noise, and the seed's variants are timed against the fastest" for what, ran in plains.items()]
     notes = list(dict.fromkeys(note for r in runs for note in r["meta"]["notes"])) + shared
     if missing:
         protocol.insert(0, f"**INCOMPLETE** — no piece ran {'; '.join(missing)}")
