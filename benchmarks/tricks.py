@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import statistics
@@ -35,7 +36,8 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_data import REPO_ROOT, default_data_dir, find_splits  # noqa: E402
-from pretrained import OFFLINE_ENV, default_assets_dir, logged_precision, machine_line, missing_assets  # noqa: E402
+from pretrained import (OFFLINE_ENV, cpu_model, default_assets_dir, logged_precision, machine_line,  # noqa: E402
+                        missing_assets)
 from runner import run_child  # noqa: E402
 from textsift_run import _scale, cli_problem, find_cli  # noqa: E402
 
@@ -305,19 +307,22 @@ def summarise(rows: list[dict], ds: str, model: str, variant: Variant) -> dict:
         for r in rows:
             if (r["dataset"], r["model"], r["variant"]) == (ds, model, name):
                 out.setdefault(r["seed"], []).append(r)
-        return {s: fastest(rs) for s, rs in out.items()}
+        return out
 
-    mine, plain = by_seed(variant.name), by_seed("plain")
+    mine = {s: fastest(rs) for s, rs in by_seed(variant.name).items()}
+    plains = by_seed("plain")
     ok = {s: r for s, r in mine.items() if r.get("metrics")}
     acc = [100 * r["metrics"]["accuracy"] for r in ok.values()]
     f1 = [100 * r["metrics"]["macro_f1"] for r in ok.values() if "macro_f1" in r["metrics"]]
     deltas, ratios = [], []
     for s, r in ok.items():
-        p = plain.get(s)
-        if p and p.get("metrics"):
-            deltas.append(100 * (r["metrics"]["accuracy"] - p["metrics"]["accuracy"]))
-            if r.get("loop_s") and p.get("loop_s"):
-                ratios.append(r["loop_s"] / p["loop_s"])
+        if s in plains and plains[s][0].get("metrics"):   # a seed's plain runs share one result (merge checks)
+            deltas.append(100 * (r["metrics"]["accuracy"] - plains[s][0]["metrics"]["accuracy"]))
+        # the reference clock: the fastest plain run of the seed on the variant's own CPU (the pieces of one
+        # seed may have run on different machines, and a loop time only compares with one from the same CPU)
+        same_cpu = [p for p in plains.get(s, []) if p.get("cpu") == r.get("cpu") and p.get("loop_s")]
+        if r.get("loop_s") and same_cpu:
+            ratios.append(r["loop_s"] / fastest(same_cpu)["loop_s"])
     failed = {s: r.get("na") or "no result" for s, r in mine.items() if not r.get("metrics")}
     return {"n": len(mine), "ok": ok, "acc": acc, "f1": f1, "deltas": deltas, "ratios": ratios, "failed": failed,
             "loop_s": [r["loop_s"] for r in ok.values() if r.get("loop_s")],
@@ -511,6 +516,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _cpu(path: Path, meta: dict) -> str:
+    """The CPU a run's rows were timed on: its JSON's ``cpu``, or for a file written before that was recorded,
+    the ``machine`` line of the markdown report written beside it (a merged report's line names the machine
+    of the merge, not of its runs, so it is not read)."""
+    if meta.get("cpu"):
+        return meta["cpu"]
+    report = path.with_suffix(".md")
+    if not meta.get("merged_from") and report.is_file():
+        found = re.search(r"^- machine: [^:\n]*: (.+?), \d+ CPUs", report.read_text(encoding="utf-8"), re.M)
+        if found:
+            return found.group(1)
+    return "unknown CPU"
+
+
 # Settings two runs must share for their rows to be compared in one table.
 SAME_PROTOCOL = ("limit_train", "epochs", "max_length", "limit_dev", "limit_test", "trick_params")
 
@@ -540,7 +559,9 @@ def merge(paths: list[Path], out: Path) -> int:
     seen: dict[tuple, tuple[Path, dict]] = {}
     rows, plains = [], {}
     for path, run in zip(paths, runs):
+        cpu = _cpu(path, run["meta"])
         for row in run["rows"]:
+            row.setdefault("cpu", cpu)
             key = (row["dataset"], row["model"], row["seed"], row["variant"])
             if key in seen:
                 other_path, other = seen[key]
@@ -590,10 +611,20 @@ def merge(paths: list[Path], out: Path) -> int:
     protocol = [line for line in lines if not line.startswith("seeds ")]
     protocol.insert(seeds_at, lines[seeds_at].replace(lines[seeds_at].split(" (train.seed)")[0] + " (train.seed)",
                                                       seeds_line, 1))
+    cpus = list(dict.fromkeys(r["cpu"] for r in rows))
+
+    def clock(path: Path, row: dict) -> str:
+        return f"{_secs(row)} ({path.name}" + (f", {row['cpu']})" if len(cpus) > 1 else ")")
+
     shared = [f"{what} ran in {len(ran)} pieces with the same result; training loop "
-              f"{', '.join(f'{_secs(r)} ({p.name})' for p, r in ran)}: the same work, so the spread is the "
-              "machine's noise, and the seed's variants are timed against the fastest" for what, ran in plains.items()]
+              f"{', '.join(clock(p, r) for p, r in ran)}: the same work, so the spread is the machine's noise, "
+              "and the seed's variants are timed against the fastest"
+              + (" on their own CPU" if len({r["cpu"] for _, r in ran}) > 1 else "") for what, ran in plains.items()]
     notes = list(dict.fromkeys(note for r in runs for note in r["meta"]["notes"])) + shared
+    if len(cpus) > 1:
+        notes.append("the pieces ran on different CPUs (" + "; ".join(
+            f"{p.name}: {', '.join(dict.fromkeys(row['cpu'] for row in r['rows']))}" for p, r in zip(paths, runs))
+            + "): each variant's time cost is taken against a plain run of its seed on its own CPU")
     if missing:
         protocol.insert(0, f"**INCOMPLETE** — no piece ran {'; '.join(missing)}")
     blocks = [*[f"- {x}" for x in protocol + notes], "",
@@ -603,7 +634,8 @@ def merge(paths: list[Path], out: Path) -> int:
               "Δ = per-seed difference to plain (same seed), mean ± std over seeds; time cost = Σ history.json "
               "train_seconds (the training loop only) ÷ plain's, per seed, mean ± std; wall s = the whole child "
               f"process (mean). {RULE}.", ""]
-    meta = {**first, "seeds": seeds, "protocol": protocol, "notes": notes, "merged_from": [str(p) for p in paths]}
+    meta = {**first, "seeds": seeds, "protocol": protocol, "notes": notes, "merged_from": [str(p) for p in paths],
+            "cpu": cpus[0] if len(cpus) == 1 else "mixed"}
     write_outputs(out, rows, blocks, meta, dt.datetime.now(), final=not missing)
     print("\n".join(blocks[blocks.index("## Results"):]).rstrip())
     log(f"wrote {out} and {out.with_suffix('.json')}")
@@ -689,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"git": git_state(), "datasets": datasets, "models": models, "variants": [v.name for v in variants],
             "seeds": seeds, "limit_train": limits, "epochs": epochs, "max_length": max_len,
             "limit_dev": args.limit_dev, "limit_test": args.limit_test, "trick_params": trick_params,
-            "registered_tricks": tricks_known, "protocol": protocol, "notes": notes}
+            "cpu": cpu_model(), "registered_tricks": tricks_known, "protocol": protocol, "notes": notes}
     print("Protocol:\n" + "\n".join(f"- {x}" for x in protocol + notes) + "\n", flush=True)
     log(f"{len(jobs)} runs, one at a time; work dir {work}")
 
