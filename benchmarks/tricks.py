@@ -538,6 +538,26 @@ def _secs(row: dict) -> str:
     return f"{row['loop_s']:.0f} s" if row.get("loop_s") else "not timed"
 
 
+def precisions(rows: list[dict]) -> dict[tuple[str, str], list[str]]:
+    """{(dataset, model): the precisions its runs trained in} (``train.precision: auto`` picks bf16 autocast
+    for MiniLM-L6 on a CPU with native bf16 matmuls and fp32 elsewhere, so the machine decides)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.get("precision"):
+            out.setdefault((r["dataset"], r["model"]), [])
+            if r["precision"] not in out[(r["dataset"], r["model"])]:
+                out[(r["dataset"], r["model"])].append(r["precision"])
+    return out
+
+
+def precision_line(rows: list[dict]) -> list[str]:
+    found = precisions(rows)
+    if not found:
+        return []
+    return ["precision (train.precision auto, as resolved on the machine): " + "; ".join(
+        f"{ds} / {MODEL_LABEL[m]} {', '.join(ps)}" for (ds, m), ps in found.items())]
+
+
 def merge(paths: list[Path], out: Path) -> int:
     """``--merge``: one report from several runs' JSON files with the same protocol, each holding other seeds,
     other datasets/models or other variants (a long grid run in pieces: one seed, one dataset, or some of the
@@ -556,6 +576,15 @@ def merge(paths: list[Path], out: Path) -> int:
             what = "; ".join(f"{k} {meta.get(k)!r} vs {first.get(k)!r}" for k in differ)
             print(f"error: --merge: {path} differs from {paths[0]} in {what}", file=sys.stderr)
             return 2
+    mixed = {k: ps for k, ps in precisions([r for run in runs for r in run["rows"]]).items() if len(ps) > 1}
+    if mixed:
+        (ds, m), ps = next(iter(mixed.items()))
+        per_file = [(p, precisions(run["rows"]).get((ds, m))) for p, run in zip(paths, runs)]
+        where = "; ".join(f"{p.name}: {', '.join(found)}" for p, found in per_file if found)
+        print(f"error: --merge: {ds} / {MODEL_LABEL[m]} trained in {' and '.join(ps)} in different pieces ({where}): "
+              "one table compares runs of one precision; re-run a piece with the other's, e.g. "
+              "--set train.precision=fp32", file=sys.stderr)
+        return 2
     seen: dict[tuple, tuple[Path, dict]] = {}
     rows, plains = [], {}
     for path, run in zip(paths, runs):
@@ -627,7 +656,7 @@ def merge(paths: list[Path], out: Path) -> int:
             + "): each variant's time cost is taken against a plain run of its seed on its own CPU")
     if missing:
         protocol.insert(0, f"**INCOMPLETE** — no piece ran {'; '.join(missing)}")
-    blocks = [*[f"- {x}" for x in protocol + notes], "",
+    blocks = [*[f"- {x}" for x in protocol + precision_line(rows) + notes], "",
               *[f"- run {p.name}: {r['meta']['date']}, `{r['meta']['command']}`, textsift {r['meta']['git']}"
                 for p, r in zip(paths, runs)], "",
               "## Results", "", table(rows, first["datasets"], first["models"], variants), "",
@@ -726,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(jobs)} runs, one at a time; work dir {work}")
 
     def blocks(rows: list[dict]) -> list[str]:
-        return [*[f"- {x}" for x in protocol + notes], "",
+        return [*[f"- {x}" for x in protocol + precision_line(rows) + notes], "",
                 "## Results", "", table(rows, datasets, models, variants), "",
                 f"Δ = per-seed difference to plain (same seed), mean ± std over seeds; time cost = Σ history.json "
                 f"train_seconds (the training loop only) ÷ plain's, per seed, mean ± std; wall s = the whole child "
