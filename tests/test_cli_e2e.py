@@ -84,6 +84,34 @@ def test_evaluate_matches_training_metrics(trained, capsys):
     assert "sports" in text and "macro" in text and "confusion matrix" in text
 
 
+def test_precision_choice_at_load_time(trained, capsys):
+    """An fp32-trained run can predict in bf16 autocast (and back); the choice reaches the model, the
+    answers stay put, and what cannot apply is refused with the reason."""
+    import torch
+
+    from textsift.rundir import load_bundle
+
+    run, data = trained
+    assert load_bundle(run).model.amp_dtype is None   # "run": as it trained (fp32 here)
+    assert load_bundle(run, precision="bf16").model.amp_dtype is torch.bfloat16
+    assert load_bundle(run, precision="fp32").model.amp_dtype is None
+    texts = ["football goal match", "stock market bank", "software chip cloud"]
+    fp32 = TextClassifier.load(run).predict_proba(texts)
+    bf16 = TextClassifier.load(run, precision="bf16").predict_proba(texts)
+    assert max(abs(b[k] - f[k]) for b, f in zip(bf16, fp32) for k in f) < 0.02
+    with pytest.raises(TextsiftError, match="expected one of run, fp32, bf16, got 'fp16'"):
+        load_bundle(run, precision="fp16")
+    with pytest.raises(TextsiftError, match="only the torch backend"):
+        load_bundle(run, backend="onnx", precision="bf16")
+    assert main(["evaluate", str(run), "--data", data["test"], "--json", "--precision", "bf16"]) == 0
+    saved = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"] == pytest.approx(saved, abs=0.05)
+    assert main(["predict", str(run), "--text", "football goal match", "--precision", "bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "sports"
+    with pytest.raises(SystemExit):   # argparse: an unknown choice is a usage error
+        main(["predict", str(run), "--text", "x", "--precision", "int8"])
+
+
 def test_evaluate_unknown_label_names_it(trained, tmp_path, capsys):
     run, _ = trained
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "goal", "label": "sports"}, {"text": "x", "label": "weather"}])

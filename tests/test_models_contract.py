@@ -184,3 +184,37 @@ def test_transformer_rejects_too_long_input():
     ids = torch.ones(1, 40, dtype=torch.long)
     with pytest.raises(TextsiftError, match="exceeds max_positions=32"):
         model(ids, torch.ones_like(ids, dtype=torch.bool))
+
+
+RECURRENT = [(case, i) for case, i in zip(CASES, IDS) if case[0] in ("textrnn", "textrcnn")]
+
+
+@pytest.mark.parametrize("name,overrides", [c for c, _ in RECURRENT], ids=[i for _, i in RECURRENT])
+def test_padded_inference_path_equals_the_packed_one(name, overrides, monkeypatch):
+    """Under CPU autocast an eval-mode recurrent model runs each direction padded (oneDNN's bf16 kernels)
+    instead of packed; in fp32 the two paths must agree to rounding, texts of every length included."""
+    from textsift.models import textrnn
+
+    model = make(name, overrides).eval()
+    ids, mask = batch(model)
+    x = model.embedding(ids)
+    lengths = mask.sum(1).clamp(min=1)
+    with torch.no_grad():
+        packed = textrnn.run_rnn(model.rnn, x, mask)
+        padded = textrnn._run_rnn_padded(model.rnn, x, lengths)
+        for a, b in zip(packed, padded):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        fp32 = model(ids, mask).logits
+
+    def no_packing(*args, **kwargs):
+        raise AssertionError("packed path taken")
+
+    monkeypatch.setattr(textrnn, "pack_padded_sequence", no_packing)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model(ids, mask).logits.float()
+        alone = [model(ids[i:i + 1, :n], mask[i:i + 1, :n]).logits.float() for i, n in enumerate(LENGTHS)]
+    torch.testing.assert_close(bf16, fp32, atol=0.05, rtol=0.05)   # bf16 keeps ~3 significant digits
+    torch.testing.assert_close(torch.cat(alone), bf16, atol=0.05, rtol=0.05)   # padding still changes nothing
+    model.train()   # training keeps the packed path (its backward is the one PyTorch implements for packing)
+    with pytest.raises(AssertionError, match="packed path taken"), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(ids, mask)

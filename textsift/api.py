@@ -31,14 +31,15 @@ class TextClassifier:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, run_dir: Union[str, Path], device: str = "cpu", backend: str = "torch",
-             threads: int = 0, spinning: bool = True) -> "TextClassifier":
+             threads: int = 0, spinning: bool = True, precision: str = "run") -> "TextClassifier":
         """Load a finished run (``backend="torch"``) or an export directory (``backend="onnx"`` or
         ``"onnx-int8"``, run by ONNX Runtime with ``threads`` intra-op threads, 0 = all cores; ``spinning=False``
-        lets idle ONNX Runtime threads sleep, as a server wants).
+        lets idle ONNX Runtime threads sleep, as a server wants; ``precision``: ``run``, ``fp32`` or ``bf16``
+        forward passes of the torch backend, see ``rundir.load_bundle``).
         Raises ``TextsiftError`` if the folder is not what the backend needs."""
         from textsift.rundir import load_bundle
 
-        return cls(load_bundle(run_dir, device, backend, threads, spinning))
+        return cls(load_bundle(run_dir, device, backend, threads, spinning, precision))
 
     @classmethod
     def train(cls, config: Union[str, Path, dict], run_dir: Union[str, Path, None] = None,

@@ -100,13 +100,24 @@ class Bundle:
     max_length: int
 
 
+PRECISIONS = ("run", "fp32", "bf16")
+
+
 def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch", threads: int = 0,
-                spinning: bool = True) -> Bundle:
+                spinning: bool = True, precision: str = "run") -> Bundle:
     """Load a trained run (offline, no training data needed).
 
     ``backend="onnx"`` / ``"onnx-int8"`` loads an export directory (``textsift export``) instead and
-    predicts with ONNX Runtime (``threads``: its intra-op threads, 0 = all cores)."""
+    predicts with ONNX Runtime (``threads``: its intra-op threads, 0 = all cores). ``precision``: the
+    autocast of forward passes: ``run`` = as the run trained (its ``train.precision``), or ``fp32`` /
+    ``bf16`` whatever it trained in (bf16 inference of an fp32-trained model moves its scores by bf16
+    rounding; fast on CPUs with AVX-512 BF16 or AMX)."""
+    if precision not in PRECISIONS:
+        raise TextsiftError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     if backend != "torch":
+        if precision != "run":
+            raise TextsiftError(f"precision {precision}: only the torch backend has a choice of precision; an "
+                                f"ONNX export ({backend}) runs as exported (fp32, or int8 with onnx-int8)")
         return _load_export(run_dir, backend, threads, spinning)
     import yaml
     from safetensors.torch import load_file
@@ -119,7 +130,7 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
 
     run_dir = check_run_dir(run_dir)
     if is_ensemble(run_dir):
-        return _load_ensemble(run_dir, device)
+        return _load_ensemble(run_dir, device, precision)
     config = Config(**yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
     scheme = load_scheme(run_dir)
     encoder = load_encoder(run_dir / TOKENIZER)
@@ -145,7 +156,11 @@ def load_bundle(run_dir: Path | str, device: str = "cpu", backend: str = "torch"
         raise TextsiftError(f"{run_dir / MODEL_FILE}: cannot load weights ({str(e).splitlines()[0]}); "
                             "the file is damaged or belongs to another model") from None
     model.to(device).eval()
-    model.amp_dtype = None if meta.get("quantization") else resolve_precision(config.train.precision, model, device)
+    if meta.get("quantization") and precision == "bf16":
+        raise TextsiftError(f"{run_dir}: an int8-quantized run runs in fp32 around its int8 matmuls; "
+                            "precision bf16 does not apply (use the run it was quantized from)")
+    wanted = config.train.precision if precision == "run" else precision
+    model.amp_dtype = None if meta.get("quantization") else resolve_precision(wanted, model, device)
     return Bundle(run_dir, config, scheme, encoder, model, config.train.max_length)
 
 
@@ -167,7 +182,7 @@ def _load_export(folder: Path | str, backend: str, threads: int, spinning: bool 
                   model, config.train.max_length)
 
 
-def _load_ensemble(run_dir: Path, device: str) -> Bundle:
+def _load_ensemble(run_dir: Path, device: str, precision: str = "run") -> Bundle:
     """A K-fold run: every fold's bundle, fused by ``EnsembleModel`` (mean of logits)."""
     import yaml
 
@@ -176,7 +191,7 @@ def _load_ensemble(run_dir: Path, device: str) -> Bundle:
     from textsift.engines.kfold import EnsembleModel
 
     meta = read_json(run_dir / MODEL_JSON)
-    members = [load_bundle(run_dir / m, device) for m in meta["members"]]
+    members = [load_bundle(run_dir / m, device, precision=precision) for m in meta["members"]]
     scheme = load_scheme(run_dir)
     if any(m.scheme.labels != scheme.labels for m in members):
         raise TextsiftError(f"{run_dir}: the fold runs do not share the ensemble's label order; the run directory "

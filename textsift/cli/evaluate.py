@@ -30,7 +30,8 @@ def run(args) -> int:
     from textsift.reporting.metrics import format_report
     from textsift.rundir import load_bundle
 
-    b = load_bundle(args.run_dir, backend=args.backend, threads=args.threads)
+    b = load_bundle(args.run_dir, backend=args.backend, threads=args.threads, spinning=not args.no_spin,
+                    precision=args.precision)
     examples, labels, prefix = _examples(args, b)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.report_dir) if args.report_dir else Path(tmp)

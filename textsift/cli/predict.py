@@ -25,7 +25,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from textsift.api import TextClassifier
 
-    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads)
+    clf = TextClassifier.load(args.run_dir, backend=args.backend, threads=args.threads, spinning=not args.no_spin,
+                              precision=args.precision)
     if args.top_k < 1:
         from textsift.errors import TextsiftError
         raise TextsiftError(f"--top-k: expected a positive number, got {args.top_k}")
