@@ -6,7 +6,7 @@ Per dataset (sst2_sentence, trec6, clinc150):
     ``benchmarks/.cache/distill/teachers/`` (git-ignored) unless ``--retrain``, or a finished run given
     with ``--teacher DATASET=RUN_DIR`` (used read only);
   * classic students (TextCNN from GloVe-50d, neural fastText with word bigrams, TextCNN and a BiLSTM
-    (``textcnn_tv``, ``textrnn_tv``; 2 layers on sst2_sentence, ``MODEL_FOR``) from the teacher's own 384-d
+    (``textcnn_tv``, ``textrnn_tv``; per-dataset settings in ``MODEL_FOR``) from the teacher's own 384-d
     word vectors; TextRNN on GloVe on request),
     each trained twice with the same model, tokenizer and lr: on the gold labels alone (the "no KD"
     baseline, 10 epochs; the ``_tv`` ones from the pretrained MiniLM-L6 vectors) and distilled from the
@@ -14,7 +14,10 @@ Per dataset (sst2_sentence, trec6, clinc150):
     3 augmented copies of every training text à la Tang et al. 2019; for sst2_sentence also the 67k
     GLUE SST-2 training phrases as unlabelled transfer texts: phrases of the SST training sentences,
     their labels never read; the only test sentence among them, "what 's next ?", is in
-    sst2_sentence's own train file too). Early stopping on dev;
+    sst2_sentence's own train file too; and 50,000 sentences of IMDB training reviews, ``TRANSFER_IMDB``).
+    Early stopping on dev. Where the CPU multiplies bf16 natively, every classic student is also timed
+    under bf16 autocast (``--precision bf16``), as the teacher runs, its test accuracy measured again at
+    bf16 (``--no-bf16-students`` turns this off);
   * a 2-layer student cut from the teacher (``distill.student_layers: [2, 5]``, i.e. teacher layers 3
     and 6, the uniform "every third layer" map of PKD/TinyBERT), 4 epochs at lr 2e-4, trained with logits
     KD (T=2, + 0.5 x CE) on the training texts and 3 augmented copies of each (soft targets only, as for
@@ -40,6 +43,8 @@ train s does include the live teacher forward passes its hidden-state matches ne
     .venv/bin/python benchmarks/distill.py --datasets trec6 --students textcnn,minilm2
     .venv/bin/python benchmarks/distill.py --teacher sst2_sentence=runs/sst2_minilm   # reuse a teacher run
     .venv/bin/python benchmarks/distill.py --datasets trec6 --seeds 3   # each student over 3 seeds: mean ± std
+    .venv/bin/python benchmarks/distill.py --datasets sst2_sentence --students textrnn_tv --seeds 3 \
+        --reuse runs/kd-seeds   # seeds trained in parallel elsewhere (DIR/<dataset>/<key>[-s<i>]), judged here
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill.py \
         --datasets trec6 --limit 300 --epochs 1 --threads 1 --out /tmp/distill-smoke.md   # smoke
 
@@ -83,6 +88,12 @@ CACHE = REPO_ROOT / "benchmarks" / ".cache" / "distill"
 KEEP_CLASSIC, SPEEDUP, KEEP_TINY = 0.98, 10.0, 0.985
 ANCHOR = "TextBrewer's T4-tiny keeps 98% of BERT-base on MNLI at 13% of the parameters"
 TRANSFER = {"sst2_sentence": "sst2_glue/train.jsonl"}   # unlabelled in-domain texts (labels never read)
+# sst2_sentence's classic students also read this many sentences cut from IMDB's training reviews (another site
+# than SST's, no shared texts, labels never read; benchmarks/transfer_sentences.py writes the file). The GLUE
+# phrases are pieces of the training sentences; whole new sentences give the student what a word-level model
+# lacks: more contexts labelled by the teacher (Tang et al. 2019). 2-layer BiLSTM, seed 42, on the Xeon's
+# teacher: dev 88.53 vs 86.70 without them, test 87.97 vs 86.33 (98.6% of 89.24 vs 96.7%).
+TRANSFER_IMDB = {"sst2_sentence": 50000}
 # The 2-layer student's transfer texts: trec6 takes clinc150's 15,100 training queries (questions and requests
 # to an assistant; their labels never read, no text shared with trec6). Chosen on trec6 dev over three seeds
 # (2026-12-06): 512/507/509 of 546 vs 507/507/506 without; the BiLSTM student gained nothing from them
@@ -141,7 +152,11 @@ KD_CLASSIC_FOR: dict[str, dict[str, dict]] = {"textcnn_tv": _CLINC_KD, "textrnn_
 # 2 layers + EMA 0.999 (smoother early epochs: dev 86.12/86.47 vs 85.21/85.32), one seed: dev 87.04, test 87.15;
 # 2 layers + augment.copies 10 (1.5x the texts per epoch), seeds 42/43: dev 87.39/86.81, test 86.99/86.27
 # (vs 87.10/86.71).
-MODEL_FOR: dict[str, dict[str, dict]] = {"textrnn_tv": {"sst2_sentence": {"num_layers": 2}}}
+# On the Xeon with AMX (2026-12-06, evening) the teacher runs in bf16 (249 texts/s at one thread, 3.8x the fp32
+# AMD's) and the 2-layer BiLSTM made only 7.8x its speed; with the IMDB transfer sentences (TRANSFER_IMDB) one
+# layer reads sst2 about as well: seed 42 dev 87.73, test 87.81 (98.4%) against two layers' 88.53, 87.97, at
+# ~1.4x the two layers' texts/s. So sst2's BiLSTM is back to one layer, said explicitly.
+MODEL_FOR: dict[str, dict[str, dict]] = {"textrnn_tv": {"sst2_sentence": {"num_layers": 1}}}
 KD_CLASSIC_EPOCHS = 6   # each epoch holds 4x (sst2: 14x) the texts of a baseline epoch
 TINY_TRAIN = {"epochs": 4, "batch_size": 32, "max_length": 64, "lr": 2e-4, "warmup_ratio": 0.06}
 KD_TINY = {"temperature": 2.0, "hard_weight": 0.5, "student_layers": STUDENT_LAYERS, "augment": {"copies": 3},
@@ -248,6 +263,56 @@ def teacher(ds: str, args, train_file: str | None, env: dict) -> dict:
     return {**row, "cached": False, **train(f"{ds}_minilm", run_dir, overrides, env, args.timeout)}
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def config_mismatch(want: dict, have: dict, data_dir: Path, where: str = "") -> str | None:
+    """The first setting of ``want`` (a student config this benchmark would train) that the finished run's
+    config ``have`` does not share, described; None if every one matches. Keys only in ``have`` are the
+    schema's defaults. ``distill.cache_dir`` cannot change a result and is skipped; transfer files are
+    compared by content."""
+    for key, value in want.items():
+        name = f"{where}{key}"
+        if name == "distill.cache_dir":
+            continue
+        if key not in have:
+            return f"{name}: not in the run's config.yaml"
+        got = have[key]
+        if isinstance(value, dict) and isinstance(got, dict):
+            inner = config_mismatch(value, got, data_dir, f"{name}.")
+            if inner:
+                return inner
+            continue
+        if isinstance(value, str):
+            value = value.replace("${TEXTSIFT_DATA}", str(data_dir))
+        if name == "distill.transfer_data" and isinstance(got, str) and Path(got).is_file() and Path(value).is_file():
+            if _sha256(got) != _sha256(value):
+                return f"{name}: {got} holds other texts than {value}"
+        elif got != value:
+            return f"{name}: the run has {got!r}, this benchmark trains {value!r}"
+    return None
+
+
+def reused_run(root: Path, ds: str, name: str, cfg: dict, data_dir: Path) -> dict | None:
+    """The finished student run ``root/ds/name`` as a row (None if there is none): used instead of training
+    when its config matches ``cfg``, an ``na`` row saying where it differs if not."""
+    import yaml
+
+    run_dir = root / ds / name
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    row = {"command": f"(not trained here: --reuse {run_dir})", "run_dir": str(run_dir), "wall_s": None,
+           "peak_mib": None, "na": None, "reused": True}
+    have = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    why = config_mismatch(cfg, have, data_dir)
+    if why:
+        return {**row, "na": f"--reuse {run_dir} was trained with other settings ({why}); move it away to train "
+                             "it here"}
+    row.update(read_run(run_dir))
+    return row if row["metrics"].get("accuracy") is not None else {**row, "na": "metrics.json has no test accuracy"}
+
+
 def teacher_runs(specs: list[str]) -> dict[str, Path]:
     """``--teacher DATASET=RUN_DIR`` values as {dataset: run dir}, each a finished run (ValueError if not)."""
     runs = {}
@@ -283,12 +348,13 @@ def pooled(runs: list[dict]) -> dict:
     """One student row from its runs over seeds: the first run's row (its run directory is the one timed),
     with the mean test accuracy and train s, and each run's accuracy in ``acc_runs``; ``na`` if any failed."""
     if len(runs) == 1:
-        return runs[0]
+        return {**runs[0], "run_dirs": [runs[0]["run_dir"]]}
     failed = next((r for r in runs if r["na"]), None)
     if failed:
         return {**failed, "na": f"seed run failed: {failed['na']}"}
     accs = [r["metrics"]["accuracy"] for r in runs]
     return {**runs[0], "metrics": {**runs[0]["metrics"], "accuracy": statistics.mean(accs)}, "acc_runs": accs,
+            "run_dirs": [r["run_dir"] for r in runs],
             "train_s": statistics.mean(r["train_s"] for r in runs)}
 
 
@@ -334,15 +400,16 @@ def student_configs(ds: str, students: list[str], teacher_dir: str, train_file: 
 
 
 # ---------------------------------------------------------------- timing (this process)
-def measure(run_dir: str, texts: list[str], threads: int, n_latency: int = 200) -> dict:
-    """Parameters, texts/s at batch 32 over ``texts`` and batch-1 latency over the first ``n_latency``."""
+def measure(run_dir: str, texts: list[str], threads: int, n_latency: int = 200, precision: str = "run") -> dict:
+    """Parameters, texts/s at batch 32 over ``texts`` and batch-1 latency over the first ``n_latency``, with
+    forward passes in ``precision`` (``load_bundle``'s: run, fp32 or bf16)."""
     import torch
 
     from textsift.engines.evaluation import score
     from textsift.rundir import load_bundle
 
     torch.set_num_threads(threads)
-    b = load_bundle(run_dir)
+    b = load_bundle(run_dir, precision=precision)
 
     def predict(batch: list[str], size: int):
         return score(b.model, b.scheme, b.encoder, batch, b.max_length, size)
@@ -364,6 +431,34 @@ def measure(run_dir: str, texts: list[str], threads: int, n_latency: int = 200) 
     return {"params": sum(p.numel() for p in b.model.parameters()), "texts_s": throughput,
             "p50_ms": statistics.median(latencies), "p90_ms": q[-1], "timed_texts": len(texts),
             "precision": "bf16" if b.model.amp_dtype == torch.bfloat16 else "fp32"}
+
+
+def test_accuracy(run_dir: str, records: list[dict], precision: str) -> float:
+    """Test accuracy of a single-label run with forward passes in ``precision`` (batch 32)."""
+    from textsift.engines.evaluation import score
+    from textsift.rundir import load_bundle
+
+    b = load_bundle(run_dir, precision=precision)
+    _, decided = score(b.model, b.scheme, b.encoder, [r["text"] for r in records], b.max_length, 32)
+    gold = [b.scheme.labels.index(str(r["label"])) for r in records]
+    return sum(int(p == g) for p, g in zip(decided.tolist(), gold)) / len(gold)
+
+
+def bf16_rows(rows: list[dict], records: list[dict], threads: int) -> list[dict]:
+    """Each classic student row again, predicted under bf16 autocast (``--precision bf16``): the same
+    fp32-trained runs, every seed's test accuracy measured again at bf16, the seed-42 run timed."""
+    out = []
+    for row in rows:
+        if row["kind"] not in ("kd", "baseline") or row.get("na") or row.get("precision") != "fp32":
+            continue
+        accs = [test_accuracy(d, records, "bf16") for d in row["run_dirs"]]
+        extra = {**row, "key": f"{row['key']}_bf16", "bf16_of": row["key"],
+                 "metrics": {"accuracy": statistics.mean(accs)}, **({"acc_runs": accs} if len(accs) > 1 else {})}
+        extra.update(measure(row["run_dir"], [r["text"] for r in records], threads, precision="bf16"))
+        log(f"{row['dataset']}: {row['label']} at bf16: test acc {100 * extra['metrics']['accuracy']:.2f}, "
+            f"{extra['texts_s']:.0f} texts/s @32")
+        out.append(extra)
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -402,13 +497,16 @@ def verdicts(ds: str, rows: list[dict]) -> list[str]:
     ok = lambda r: r.get("metrics") and r.get("texts_s")  # noqa: E731
     classic = [r for r in rows if r["kind"] == "kd" and ok(r)]
     if classic:
-        best = max(classic, key=lambda r: r["metrics"]["accuracy"])
+        meets = [r for r in classic if r["metrics"]["accuracy"] / acc_t >= KEEP_CLASSIC
+                 and r["texts_s"] / tput_t >= SPEEDUP]
+        # the most accurate student meeting both targets, else the most accurate one (which then fails)
+        best = max(meets or classic, key=lambda r: (r["metrics"]["accuracy"], r["texts_s"]))
         keep, speed = best["metrics"]["accuracy"] / acc_t, best["texts_s"] / tput_t
-        passed = keep >= KEEP_CLASSIC and speed >= SPEEDUP
-        others = [r["label"] for r in classic if r is not best and r["metrics"]["accuracy"] / acc_t >= KEEP_CLASSIC
-                  and r["texts_s"] / tput_t >= SPEEDUP]
+        passed = bool(meets)
+        others = [f"{r['label']} ({r.get('precision', '?')})" for r in meets if r is not best]
         mean = f" (mean of {len(best['acc_runs'])} seeds)" if best.get("acc_runs") else ""
-        out.append(f"- {ds}: best classic student {best['label']}: {100 * best['metrics']['accuracy']:.2f}%{mean} vs "
+        out.append(f"- {ds}: best classic student {best['label']} ({best.get('precision', '?')}): "
+                   f"{100 * best['metrics']['accuracy']:.2f}%{mean} vs "
                    f"teacher {100 * acc_t:.2f}% = {100 * keep:.1f}% kept (target ≥ {100 * KEEP_CLASSIC:.0f}%), "
                    f"{speed:.1f}x the teacher's texts/s (target ≥ {SPEEDUP:.0f}x) → {'PASS' if passed else 'FAIL'}"
                    + (f" (also meeting both: {', '.join(others)})" if others else ""))
@@ -437,11 +535,21 @@ def parse_args(argv):
                    "...; each on the teacher's dev split) and judge the mean test accuracy; the table shows mean ± "
                    "std, and the seed-42 run is the one timed (default 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads while timing (default 2)")
+    p.add_argument("--bf16-students", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time every classic student under bf16 autocast (`--precision bf16`: the same fp32 "
+                        "runs, test accuracy measured again at bf16), as the teacher runs; default: on where the "
+                        "CPU multiplies bf16 natively (AVX-512 BF16 / AMX)")
     p.add_argument("--retrain", action="store_true", help="train the teachers again instead of reusing the cache")
     p.add_argument("--teacher", action="append", default=[], metavar="DATASET=RUN_DIR",
                    help="use this finished teacher run (e.g. a <dataset>_minilm run made elsewhere) for DATASET "
                         "instead of the cached/trained one; read only, repeatable; --limit/--epochs/--retrain "
                         "do not apply to it")
+    p.add_argument("--reuse", type=Path, default=None, metavar="DIR",
+                   help="take finished student runs from DIR/<dataset>/<key>[-s<i>] (the layout of "
+                        f"{CACHE.relative_to(REPO_ROOT)}/runs, copied elsewhere) instead of training them, each "
+                        "only if its config.yaml holds every setting this benchmark would train with (else that "
+                        "row is n/a and says which differs); read only. Lets seeds trained in parallel, one per "
+                        "core, be judged and timed here")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
     p.add_argument("--assets-dir", type=Path, default=None, help="default: $TEXTSIFT_ASSETS, else "
                    "~/.cache/textsift-assets (needs minilm-l6; glove-6b-50d optional)")
@@ -460,7 +568,20 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
         train_file = str(limited(data_dir / ds / "train.jsonl", CACHE / "data" / f"{tag}.jsonl", args.limit))
     if ds in TRANSFER and (data_dir / TRANSFER[ds]).is_file():
         transfer = str(data_dir / TRANSFER[ds])
-        if args.limit:
+        if ds in TRANSFER_IMDB and (data_dir / "imdb" / "train.jsonl").is_file():
+            from transfer_sentences import write_transfer
+
+            transfer = str(CACHE / "data" / f"{ds}-transfer-imdb{TRANSFER_IMDB[ds]}.txt")
+            log(f"{ds}: transfer texts: {write_transfer(data_dir, Path(transfer), TRANSFER_IMDB[ds])}")
+        elif ds in TRANSFER_IMDB:
+            notes.append(f"{ds}: no {data_dir}/imdb/train.jsonl: the transfer texts are the GLUE phrases alone")
+        if args.limit and transfer.endswith(".txt"):   # one text per line
+            lines = Path(transfer).read_text(encoding="utf-8").splitlines()
+            random.Random(0).shuffle(lines)
+            transfer = CACHE / "data" / f"{tag}-transfer.txt"
+            transfer.write_text("".join(t + "\n" for t in lines[:5 * args.limit]), encoding="utf-8")
+            transfer = str(transfer)
+        elif args.limit:
             transfer = str(limited(Path(transfer), CACHE / "data" / f"{tag}-transfer.jsonl", 5 * args.limit, False))
     tiny_transfer = None
     if ds in TRANSFER_TINY and (data_dir / TRANSFER_TINY[ds]).is_file():
@@ -479,13 +600,16 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
                                                  work, args.epochs, assets / "minilm-l6", tiny_transfer):
         runs, seeded = [], [reseeded(cfg, SEED + i, split) for i in range(args.seeds)]   # the teacher's dev split
         for i, run_cfg in enumerate(seeded):
-            log(f"{ds}: {label}{f' (seed {SEED + i})' if i else ''} ...")
-            runs.append(train(run_cfg, work / (f"{key}-s{i}" if i else key), [], env, args.timeout))
+            name = f"{key}-s{i}" if i else key
+            reused = reused_run(args.reuse, ds, name, run_cfg, data_dir) if args.reuse else None
+            log(f"{ds}: {label}{f' (seed {SEED + i})' if i else ''}" + (" (reused)" if reused else " ..."))
+            runs.append(reused or train(run_cfg, work / name, [], env, args.timeout))
             log(f"{ds}: {label}: " + (f"n/a: {runs[-1]['na']}" if runs[-1]["na"]
                                       else f"test acc {100 * runs[-1]['metrics']['accuracy']:.2f}"))
         rows.append({"dataset": ds, "key": key, "label": label, "kind": kind, "config": seeded[0], **pooled(runs),
                      **({"split_seed": split} if args.seeds > 1 else {})})
-    test = [r["text"] for r in _read(data_dir / ds / "test.jsonl")]
+    records = _read(data_dir / ds / "test.jsonl")
+    test = [r["text"] for r in records]
     for row in rows:
         if row.get("na"):
             continue
@@ -495,7 +619,12 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
             row["na"] = f"timing failed: {e.__class__.__name__}: {e}"
         else:
             log(f"{ds}: {row['label']}: {row['texts_s']:.0f} texts/s @32, p50 {row['p50_ms']:.2f} ms @1")
-    labelled = [r for r in rows if r.get("labelling_s")]
+    if args.bf16_students:
+        try:
+            rows += bf16_rows(rows, records, args.threads)
+        except Exception as e:   # the fp32 rows stand on their own
+            notes.append(f"{ds}: bf16 inference rows failed: {e.__class__.__name__}: {e}")
+    labelled = [r for r in rows if r.get("labelling_s") and not r.get("bf16_of")]
     if labelled:
         notes.append(f"{ds}: teacher logits computed for " + "; ".join(
             f"{r['labelled_texts']:,} texts in {r['labelling_s']:.1f} s ({r['label']})" for r in labelled)
@@ -536,6 +665,19 @@ def main(argv=None) -> int:
     inputs = resolve_inputs(args)
     if inputs is None:
         return 2
+    if args.reuse is not None:
+        args.reuse = args.reuse.expanduser().resolve()
+        runs_root = (CACHE / "runs").resolve()
+        if not args.reuse.is_dir():
+            print(f"error: --reuse {args.reuse}: no such directory", file=sys.stderr)
+            return 2
+        if args.reuse == runs_root or runs_root in args.reuse.parents:
+            print(f"error: --reuse {args.reuse}: this benchmark clears {runs_root} as it starts; copy the runs "
+                  "elsewhere and reuse them from there", file=sys.stderr)
+            return 2
+    if args.bf16_students is None:
+        from textsift.precision import bf16_fast_on_cpu
+        args.bf16_students = bf16_fast_on_cpu()
     data_dir, assets = inputs
     notes = [f"data: {data_dir}; assets: {assets}; timing threads: {args.threads}"]
     if args.limit or args.epochs:
@@ -552,18 +694,21 @@ def main(argv=None) -> int:
         "# Distillation benchmark: MiniLM-L6 teacher → classic and 2-layer students", "",
         f"- date: {started:%Y-%m-%d %H:%M} (local), took {(dt.datetime.now() - started).seconds / 60:.1f} min",
         f"- command: `{command}`", f"- machine: {machine_line()}",
-        f"- targets: best classic student (highest test accuracy among the KD rows) ≥ {100 * KEEP_CLASSIC:.0f}% of "
+        "- targets: best classic student (the most accurate KD row meeting both, else the most accurate) "
+        f"≥ {100 * KEEP_CLASSIC:.0f}% of "
         f"the teacher's accuracy at ≥ {SPEEDUP:.0f}x its texts/s; 2-layer student ≥ {100 * KEEP_TINY:.1f}% "
         f"(anchor: {ANCHOR})",
         "- timing: tokenization + forward + softmax (`engines.evaluation.score`), texts/s at batch 32 over all "
-        "test texts, p50 at batch 1 over the first 200, after warm-up, each model at its default precision",
+        "test texts, p50 at batch 1 over the first 200, after warm-up, each model at the precision it trained in"
+        + ("; rows marked (bf16) under a classic student are the same fp32-trained runs predicted in bf16 autocast "
+           "(`--precision bf16`), their test accuracy measured again at bf16" if args.bf16_students else ""),
         *[f"- {n}" for n in notes], "", *sections, "## What ran", "",
         *[f"- {r['dataset']} / {r['label']}: `{r.get('command', '')}`"
           + (f" with `{json.dumps(r['config'], ensure_ascii=False)}`" if isinstance(r.get("config"), dict) else "")
           + (f"; also train.seed {', '.join(str(SEED + i) for i in range(1, len(r['acc_runs'])))} with "
              f"data.split_seed {r['split_seed']}, "
              f"test acc by seed: {', '.join(f'{100 * a:.2f}' for a in r['acc_runs'])}" if r.get("acc_runs") else "")
-          for r in rows], ""])
+          for r in rows if not r.get("bf16_of")], ""])
     meta = {"date": f"{started:%Y-%m-%d %H:%M}", "command": command, "notes": notes, "students": students}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -39,6 +39,25 @@ def review_sentences(path: Path) -> list[str]:
     return out
 
 
+def write_transfer(data: Path, out: Path, n: int, seed: int = 0, phrases: bool = True) -> str:
+    """Write the transfer file (the GLUE phrases unless ``phrases`` is False, then ``n`` shuffled IMDB
+    sentences) to ``out``; returns a one-line summary. Raises FileNotFoundError naming a missing dataset."""
+    sources = [data / "imdb" / "train.jsonl"] + ([data / "sst2_glue" / "train.jsonl"] if phrases else [])
+    missing = [str(s) for s in sources if not s.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} not found; point --data-dir or $TEXTSIFT_DATA at the datasets")
+    sentences = review_sentences(sources[0])
+    random.Random(seed).shuffle(sentences)
+    lines = [json.loads(line)["text"].replace("\n", " ") for line in sources[1].open(encoding="utf-8")] \
+        if phrases else []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")   # never a half-written file under the final name
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(t + "\n" for t in lines + sentences[:n])
+    tmp.replace(out)
+    return f"{len(lines)} phrases + {min(n, len(sentences))} of {len(sentences)} IMDB sentences"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=50000, help="IMDB sentences to add (default 50000)")
@@ -47,22 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=None, help="default: $TEXTSIFT_DATA, else ../shared/datasets")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    data = args.data_dir or default_data_dir()
-    sources = [data / "imdb" / "train.jsonl"] + ([] if args.no_phrases else [data / "sst2_glue" / "train.jsonl"])
-    missing = [str(s) for s in sources if not s.is_file()]
-    if missing:
-        print(f"error: {', '.join(missing)} not found; point --data-dir or $TEXTSIFT_DATA at the datasets",
-              file=sys.stderr)
+    try:
+        summary = write_transfer(args.data_dir or default_data_dir(), args.out, args.n, args.seed, not args.no_phrases)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    sentences = review_sentences(sources[0])
-    random.Random(args.seed).shuffle(sentences)
-    phrases = [] if args.no_phrases else [
-        json.loads(line)["text"].replace("\n", " ") for line in sources[1].open(encoding="utf-8")]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as f:
-        f.writelines(t + "\n" for t in phrases + sentences[:args.n])
-    print(f"wrote {args.out}: {len(phrases)} phrases + {min(args.n, len(sentences))} of {len(sentences)} "
-          "IMDB sentences", file=sys.stderr)
+    print(f"wrote {args.out}: {summary}", file=sys.stderr)
     return 0
 
 
