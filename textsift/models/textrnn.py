@@ -33,7 +33,8 @@ def run_rnn(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, mask: torch.Tensor):
     """
     lengths = mask.sum(1).clamp(min=1)  # (batch,)
     if not rnn.training and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        return _run_rnn_padded(rnn, x, lengths)
+        # cast once here, not in every direction's call (and reverse half the bytes)
+        return _run_rnn_padded(rnn, x.to(torch.get_autocast_dtype("cpu")), lengths)
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, h_n = rnn(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (batch, seq, dirs * hidden)
