@@ -51,10 +51,17 @@ def test_killed_run_resumes_to_identical_result(tmp_path, tiny_data):
     assert not (killed / "metrics.json").exists(), "the run finished before it could be killed"
     state = json.loads((killed / "checkpoints" / pointer.read_text().strip() / "state.json").read_text())
     assert state  # the published checkpoint is complete and readable
+    before = CheckpointDir(killed / "checkpoints").load_latest()["progress"]["run_seconds"]   # the killed
+    # process's time up to that checkpoint
+    assert before > 0
 
+    started = time.time()
     _run(["train", "--resume", str(killed)], env)
+    resumed_for = time.time() - started
     a = json.loads((full / "metrics.json").read_text())
     b = json.loads((killed / "metrics.json").read_text())
+    # train_seconds counts both processes, not just the resumed one
+    assert before + 0.9 * resumed_for - 5 < b["train_seconds"] <= before + resumed_for + 0.5
     for split in ("dev", "test"):
         assert a[split] == b[split]
     assert a["best_epoch"] == b["best_epoch"]

@@ -399,6 +399,7 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         main = distributed.is_main()
         if main:
             _write_run_json(run_dir, "running", started)
+        run.trainer.clock_start = started
         _fit(run, resume)
         if main:  # reports and metrics: rank 0's alone
             metrics = _finish(run, started)

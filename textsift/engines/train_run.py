@@ -134,6 +134,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         main = distributed.is_main()
         if main:
             _write_run_json(run_dir, "running", started)
+        run.trainer.clock_start = started
         _fit(run, resume)
         if main:  # reports, final weights and metrics.json: rank 0's alone, the others wait for them
             metrics = _finish(run, started)
@@ -338,7 +339,7 @@ def _finish(run: _Run, started: float) -> dict:
     if dev_logits is not None:
         _write_calibration(run, dev_logits, metrics)
     metrics["best_epoch"], metrics["selection_metric"] = run.trainer.best_epoch, run.metric
-    metrics["train_seconds"] = round(time.time() - started, 2)
+    metrics["train_seconds"] = round(run.trainer.run_seconds(), 2)   # a resumed run's earlier processes too
     write_json(run_dir / METRICS, metrics)
     write_json(run_dir / "history.json", run.trainer.history)
     if cfg.report.plots:

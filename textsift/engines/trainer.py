@@ -180,6 +180,10 @@ class Trainer:
         self.history: list[dict] = []
         self.best_state: Optional[dict] = None
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        # Wall clock of the run across processes: ``prior_seconds`` = what earlier processes of a resumed run
+        # spent up to their last checkpoint; ``clock_start`` = when this process started it (the caller sets
+        # it to the run's start, setup included).
+        self.prior_seconds, self.clock_start = 0.0, time.time()
         # Named parts of the last batch's loss (e.g. a distiller's hard/kd/intermediate losses), set by
         # compute_loss; logged per step to TensorBoard and the progress bar, averaged per epoch in history.
         self.loss_parts: dict[str, float] = {}
@@ -375,9 +379,15 @@ class Trainer:
                          "best_score": self.best_score, "best_epoch": self.best_epoch,
                          "bad_epochs": self.bad_epochs, "finished": self.finished,
                          "epoch_loss": self._epoch_loss, "epoch_examples": self._epoch_examples,
-                         "epoch_seconds": self._epoch_seconds, "epoch_parts": dict(self._epoch_parts)},
+                         "epoch_seconds": self._epoch_seconds, "epoch_parts": dict(self._epoch_parts),
+                         "run_seconds": self.run_seconds()},
             "history": self.history, "best_state": self.best_state or {},
         }
+
+    def run_seconds(self) -> float:
+        """Seconds the run has taken so far, over every process of it (a killed process's time after its
+        last checkpoint is lost with it)."""
+        return self.prior_seconds + time.time() - self.clock_start
 
     def _global_epoch_totals(self) -> tuple[float, int, dict]:
         """The epoch's loss sum, example count and loss parts so far, summed over ranks."""
@@ -427,6 +437,7 @@ class Trainer:
         self.best_score, self.best_epoch, self.bad_epochs = p["best_score"], p["best_epoch"], p["bad_epochs"]
         self.finished, self._epoch_loss, self._epoch_examples = p["finished"], p["epoch_loss"], p["epoch_examples"]
         self._epoch_seconds = p.get("epoch_seconds", 0.0)
+        self.prior_seconds = p.get("run_seconds", 0.0)   # checkpoints before 2026-12-07 lack it
         self._epoch_parts = dict(p.get("epoch_parts", {}))
         self.history = list(state["history"])
         self.best_state = state["best_state"] or None
