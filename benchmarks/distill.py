@@ -286,6 +286,13 @@ def config_mismatch(want: dict, have: dict, data_dir: Path, where: str = "") -> 
             if inner:
                 return inner
             continue
+        if isinstance(value, list) and isinstance(got, list) and len(value) == len(got) \
+                and any(isinstance(v, dict) for v in value):   # e.g. distill.intermediate: defaults filled in
+            inner = config_mismatch({str(i): v for i, v in enumerate(value)},
+                                    {str(i): g for i, g in enumerate(got)}, data_dir, f"{name}.")
+            if inner:
+                return inner
+            continue
         if isinstance(value, str):
             value = value.replace("${TEXTSIFT_DATA}", str(data_dir))
         if name == "distill.transfer_data" and isinstance(got, str) and Path(got).is_file() and Path(value).is_file():
