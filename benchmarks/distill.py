@@ -43,6 +43,7 @@ train s does include the live teacher forward passes its hidden-state matches ne
     .venv/bin/python benchmarks/distill.py --datasets trec6 --students textcnn,minilm2
     .venv/bin/python benchmarks/distill.py --teacher sst2_sentence=runs/sst2_minilm   # reuse a teacher run
     .venv/bin/python benchmarks/distill.py --datasets trec6 --seeds 3   # each student over 3 seeds: mean ± std
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill.py --datasets trec6 --seeds 3 --jobs 2   # 2 seeds at once
     .venv/bin/python benchmarks/distill.py --datasets sst2_sentence --students textrnn_tv --seeds 3 \
         --reuse runs/kd-seeds   # seeds trained in parallel elsewhere (DIR/<dataset>/<key>[-s<i>]), judged here
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill.py \
@@ -73,6 +74,7 @@ import re
 import shlex
 import shutil
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from pathlib import Path
@@ -544,6 +546,8 @@ def parse_args(argv):
                    "...; each on the teacher's dev split) and judge the mean test accuracy; the table shows mean ± "
                    "std, and the seed-42 run is the one timed (default 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads while timing (default 2)")
+    p.add_argument("--jobs", type=int, default=1, help="train this many seeds of a student at once (default 1; "
+                   "e.g. --jobs 2 with OMP_NUM_THREADS=1 on two cores); timing always runs alone, after training")
     p.add_argument("--bf16-students", action=argparse.BooleanOptionalAction, default=None,
                    help="also time every classic student under bf16 autocast (`--precision bf16`: the same fp32 "
                         "runs, test accuracy measured again at bf16), as the teacher runs; default: on where the "
@@ -607,14 +611,21 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
     split = teacher_split_seed(Path(rows[0]["run_dir"]))
     for key, label, kind, cfg in student_configs(ds, students, rows[0]["run_dir"], train_file, transfer, glove,
                                                  work, args.epochs, assets / "minilm-l6", tiny_transfer):
-        runs, seeded = [], [reseeded(cfg, SEED + i, split) for i in range(args.seeds)]   # the teacher's dev split
-        for i, run_cfg in enumerate(seeded):
+        seeded = [reseeded(cfg, SEED + i, split) for i in range(args.seeds)]   # the teacher's dev split
+
+        def one_seed(i: int) -> dict:
             name = f"{key}-s{i}" if i else key
-            reused = reused_run(args.reuse, ds, name, run_cfg, data_dir) if args.reuse else None
+            reused = reused_run(args.reuse, ds, name, seeded[i], data_dir) if args.reuse else None
             log(f"{ds}: {label}{f' (seed {SEED + i})' if i else ''}" + (" (reused)" if reused else " ..."))
-            runs.append(reused or train(run_cfg, work / name, [], env, args.timeout))
-            log(f"{ds}: {label}: " + (f"n/a: {runs[-1]['na']}" if runs[-1]["na"]
-                                      else f"test acc {100 * runs[-1]['metrics']['accuracy']:.2f}"))
+            run = reused or train(seeded[i], work / name, [], env, args.timeout)
+            log(f"{ds}: {label}{f' (seed {SEED + i})' if i else ''}: " + (
+                f"n/a: {run['na']}" if run["na"] else f"test acc {100 * run['metrics']['accuracy']:.2f}"))
+            return run
+
+        # --jobs: seeds train side by side, each a child process (its own threads: OMP_NUM_THREADS); the
+        # teacher-logit cache is written atomically per process, so concurrent seeds share it safely
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            runs = list(pool.map(one_seed, range(args.seeds)))
         rows.append({"dataset": ds, "key": key, "label": label, "kind": kind, "config": seeded[0], **pooled(runs),
                      **({"split_seed": split} if args.seeds > 1 else {})})
     records = _read(data_dir / ds / "test.jsonl")
@@ -667,9 +678,9 @@ def main(argv=None) -> int:
         [s.strip() for s in args.students.split(",") if s.strip()]
     bad = [d for d in datasets if d not in DATASETS] + [s for s in students if s not in STUDENTS]
     if bad or (args.limit is not None and args.limit < 20) or (args.epochs is not None and args.epochs < 1) \
-            or args.seeds < 1:
+            or args.seeds < 1 or args.jobs < 1:
         print(f"error: unknown {', '.join(bad)}" if bad
-              else "error: --limit must be ≥ 20, --epochs ≥ 1, --seeds ≥ 1", file=sys.stderr)
+              else "error: --limit must be ≥ 20, --epochs ≥ 1, --seeds ≥ 1, --jobs ≥ 1", file=sys.stderr)
         return 2
     inputs = resolve_inputs(args)
     if inputs is None:
