@@ -185,7 +185,14 @@ def _read(path: Path) -> list[dict]:
 
 def limited(src: Path, dst: Path, n: int, by_label: bool = True) -> Path:
     """``n`` records of ``src``: shuffled (seed 0), then labels taken in turn so every class is kept
-    (clinc150's train file is sorted by label: its first 300 lines would hold two intents)."""
+    (clinc150's train file is sorted by label: its first 300 lines would hold two intents). A ``.txt``
+    file (one unlabelled text per line) gives ``n`` shuffled lines."""
+    if src.suffix == ".txt":
+        lines = src.read_text(encoding="utf-8").splitlines()
+        random.Random(0).shuffle(lines)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text("".join(t + "\n" for t in lines[:n]), encoding="utf-8")
+        return dst
     rows = _read(src)
     random.Random(0).shuffle(rows)
     if by_label:
@@ -588,14 +595,9 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
             log(f"{ds}: transfer texts: {write_transfer(data_dir, Path(transfer), TRANSFER_IMDB[ds])}")
         elif ds in TRANSFER_IMDB:
             notes.append(f"{ds}: no {data_dir}/imdb/train.jsonl: the transfer texts are the GLUE phrases alone")
-        if args.limit and transfer.endswith(".txt"):   # one text per line
-            lines = Path(transfer).read_text(encoding="utf-8").splitlines()
-            random.Random(0).shuffle(lines)
-            transfer = CACHE / "data" / f"{tag}-transfer.txt"
-            transfer.write_text("".join(t + "\n" for t in lines[:5 * args.limit]), encoding="utf-8")
-            transfer = str(transfer)
-        elif args.limit:
-            transfer = str(limited(Path(transfer), CACHE / "data" / f"{tag}-transfer.jsonl", 5 * args.limit, False))
+        if args.limit:
+            transfer = str(limited(Path(transfer), CACHE / "data" / f"{tag}-transfer{Path(transfer).suffix}",
+                                   5 * args.limit, False))
     tiny_transfer = None
     if ds in TRANSFER_TINY and (data_dir / TRANSFER_TINY[ds]).is_file():
         tiny_transfer = str(data_dir / TRANSFER_TINY[ds])
@@ -624,7 +626,7 @@ def run_dataset(ds: str, args, students: list[str], data_dir: Path, assets: Path
 
         # --jobs: seeds train side by side, each a child process (its own threads: OMP_NUM_THREADS); the
         # teacher-logit cache is written atomically per process, so concurrent seeds share it safely
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             runs = list(pool.map(one_seed, range(args.seeds)))
         rows.append({"dataset": ds, "key": key, "label": label, "kind": kind, "config": seeded[0], **pooled(runs),
                      **({"split_seed": split} if args.seeds > 1 else {})})

@@ -41,6 +41,11 @@ def resolve_precision(precision: str, model, device) -> Optional[torch.dtype]:
     return None
 
 
+def precision_name(dtype: Optional[torch.dtype]) -> str:
+    """How logs and banners name a model's ``amp_dtype``: fp32, bf16 autocast or fp16 autocast."""
+    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, str(dtype))
+
+
 def bf16_fast_on_cpu() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays off."""
     cpu = getattr(torch, "cpu", None)

@@ -80,8 +80,9 @@ def run(args) -> int:
     app = create_app(clf, settings, args.backend)
     runtime = args.backend
     if args.backend == "torch":   # the precision its forward passes run in (--precision)
-        amp = getattr(clf._bundle.model, "amp_dtype", None)
-        runtime += " " + {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(amp), "fp32")
+        from textsift.precision import precision_name
+
+        runtime += ", " + precision_name(getattr(clf._bundle.model, "amp_dtype", None))
     print(f"textsift serving {args.run_dir} ({runtime}, {clf.task}, {len(clf.labels)} labels) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,

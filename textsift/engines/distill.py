@@ -402,7 +402,7 @@ def distill_run(cfg: Config, run_dir, resume: bool = False, student=None) -> dic
         run.trainer.clock_start = started
         _fit(run, resume)
         if main:  # reports and metrics: rank 0's alone
-            metrics = _finish(run, started)
+            metrics = _finish(run)
             metrics["distill"] = _teacher_report(teachers, run, d)
             write_json(run_dir / "metrics.json", metrics)
             _write_run_json(run_dir, "finished", started)

@@ -137,7 +137,7 @@ def train_run(cfg: Config, run_dir: Path | str, resume: bool = False, splits: Op
         run.trainer.clock_start = started
         _fit(run, resume)
         if main:  # reports, final weights and metrics.json: rank 0's alone, the others wait for them
-            metrics = _finish(run, started)
+            metrics = _finish(run)
             _write_run_json(run_dir, "finished", started)
         return distributed.broadcast_object(metrics if main else None)
 
@@ -200,7 +200,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     from textsift.engines.trainer import Trainer, resolve_device
     from textsift.losses import build_loss
     from textsift.models import build_model
-    from textsift.precision import resolve_precision
+    from textsift.precision import precision_name, resolve_precision
     from textsift.tokenizers import build_encoder
     from textsift.tricks import build_tricks
 
@@ -244,7 +244,7 @@ def _assemble(cfg: Config, run_dir: Path, resume: bool, splits=None, labels=None
     log.info("task %s, %d labels, %d train / %d dev%s examples, vocabulary %d, model %s with %s parameters, "
              "precision %s", task, scheme.num_labels, len(train), len(dev), f" / {len(test)} test" if test else "",
              encoder.vocab_size, cfg.model.name, f"{sum(p.numel() for p in model.parameters()):,}",
-             _precision_name(model.amp_dtype))
+             precision_name(model.amp_dtype))
     max_len = cfg.train.max_length
     if streaming:  # encoded batch by batch while training; no label counts ('balanced' is rejected)
         from textsift.engines.batching import StreamBatches
@@ -325,7 +325,7 @@ def _fit(run: _Run, resume: bool) -> None:
         write_json(run.run_dir / LABELS, run.scheme.to_dict())
 
 
-def _finish(run: _Run, started: float) -> dict:
+def _finish(run: _Run) -> dict:
     """Reports, optional refit, final weights, metrics.json, history, curves and the model card."""
     cfg, run_dir = run.cfg, run.run_dir
     dev_logits = _fit_temperature(run)  # before any refit too, and before the reports use the probabilities
@@ -420,10 +420,6 @@ def _load_vectors(model, encoder, params: dict, texts: list[str]) -> dict:
              params["vectors"], report["vocab_found"], report["vocab_size"], 100 * report["vocab_coverage"],
              100 * report.get("token_coverage", 0.0))
     return report
-
-
-def _precision_name(dtype) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, str(dtype))
 
 
 def _save_weights(model, run_dir: Path) -> None:
