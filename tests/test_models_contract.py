@@ -218,3 +218,30 @@ def test_padded_inference_path_equals_the_packed_one(name, overrides, monkeypatc
     model.train()   # training keeps the packed path (its backward is the one PyTorch implements for packing)
     with pytest.raises(AssertionError, match="packed path taken"), torch.autocast("cpu", dtype=torch.bfloat16):
         model(ids, mask)
+
+
+@pytest.mark.parametrize("name,overrides", [c for c, _ in RECURRENT], ids=[i for _, i in RECURRENT])
+def test_bf16_weight_cache_follows_weight_changes(name, overrides):
+    """The padded bf16 path keeps its own bf16 copy of the recurrent weights between calls; loading other
+    weights into the model (in place) or training it must show in the next prediction, never the stale copy."""
+    model, other = make(name, overrides).eval(), make(name, overrides, seed=1).eval()
+    ids, mask = batch(model)
+
+    def bf16(m):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return m(ids, mask).logits.float()
+
+    first, expected = bf16(model), bf16(other)
+    assert not torch.allclose(first, expected, atol=0.05)   # the two models really differ
+    torch.testing.assert_close(bf16(model), first)   # cached copy reused: same answer
+    model.load_state_dict(other.state_dict())   # copies into the same tensors (in place)
+    torch.testing.assert_close(bf16(model), expected)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model(ids, mask).logits.sum().backward()
+    opt.step()
+    model.eval()
+    stepped = bf16(model)
+    model.rnn.__dict__.pop("_textsift_cast")   # a cold cast of the updated weights
+    torch.testing.assert_close(stepped, bf16(model))
+    assert not torch.allclose(stepped, expected, atol=0.05)
