@@ -160,7 +160,7 @@ KD_CLASSIC_FOR: dict[str, dict[str, dict]] = {"textcnn_tv": _CLINC_KD, "textrnn_
 # ~1.4x the two layers' texts/s. So sst2's BiLSTM is back to one layer, said explicitly.
 # trec6 on the Xeon (2026-12-07): 1 layer, KD dev 500/498/501 of 546 over seeds 42-44 (test 93.20/94.00/94.40 =
 # 97.6% of 96.20); 2 layers, stopped after 2-4 of 6 epochs, dev 495/497/495 at their best so far: not adopted;
-# T=2, dev 502/500/499: not adopted; hidden 256 (bf16 at ~11x the teacher's texts/s, 1.5x the 128's time),
+# T=2, dev 502/500/499: not adopted; hidden 256 (test-timed in bf16 at 12.9x the teacher's texts/s),
 # dev 505/502/501, every seed above its hidden-128 twin: adopted.
 MODEL_FOR: dict[str, dict[str, dict]] = {"textrnn_tv": {"sst2_sentence": {"num_layers": 1},
                                                         "trec6": {"hidden_size": 256}}}
