@@ -25,7 +25,8 @@ Per dataset (sst2_sentence, trec6, clinc150):
     the classic students; for trec6 also clinc150's training queries as transfer texts, ``TRANSFER_TINY``, for
     sst2_sentence 20,000 sentences of IMDB training reviews, ``TRANSFER_TINY_IMDB``),
     and TinyBERT's hidden-state and attention-map MSE matches
-    teacher 3 → student 1 and teacher 6 → student 2 (each student layer against its source) on the gold-labelled texts only
+    teacher 3 → student 1 and teacher 6 → student 2 (each student layer against the teacher layer it came
+    from) on the gold-labelled texts only
     (``distill.intermediate_rows: labelled``: the teacher runs live on those rows alone). Chosen on dev
     (trec6: 546 training texts held out): augmentation took trec6 dev 90.11 → 92.12 and sst2 84.63 →
     87.27 (2026-12-04; 92.31 with the matches on every row too, one dev text); lr 1e-4 → 2e-4 took trec6
@@ -174,7 +175,8 @@ KD_CLASSIC_EPOCHS = 6   # each epoch holds 4x (sst2: 14x) the texts of a baselin
 TINY_TRAIN = {"epochs": 4, "batch_size": 32, "max_length": 64, "lr": 2e-4, "warmup_ratio": 0.06}
 KD_TINY = {"temperature": 2.0, "hard_weight": 0.5, "augment": {"copies": 3}, "intermediate_rows": "labelled"}
 # Per dataset, the teacher layers (0-based) the 2-layer student starts from, over STUDENT_LAYERS. trec6, chosen on
-# dev over three seeds (2026-12-07): [1, 5] (teacher layers 2 and 6) 514/510/510 of 546 vs [2, 5]'s 512/507/509, every seed above its twin.
+# dev over three seeds (2026-12-07): [1, 5] (teacher layers 2 and 6) 514/510/510 of 546 vs [2, 5]'s
+# 512/507/509, every seed above its twin.
 TINY_LAYERS_FOR = {"trec6": [1, 5]}
 
 
